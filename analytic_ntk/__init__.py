@@ -1,0 +1,56 @@
+"""analytic_ntk: exact infinite-width kernels (NNGP and NTK) of deep networks.
+
+Conventions are those of neural-tangents' ``stax``; see ``README.md`` and
+``design.md``.
+"""
+
+from .layers import (
+    ABRelu,
+    Abs,
+    Activation,
+    Cos,
+    Dense,
+    Erf,
+    Exp,
+    Gaussian,
+    Gelu,
+    Identity,
+    LeakyRelu,
+    Monomial,
+    Network,
+    Polynomial,
+    Rbf,
+    RectifiedMonomial,
+    Relu,
+    Sign,
+    Sin,
+    serial,
+)
+from .recursion import Kernel, kernel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ABRelu",
+    "Abs",
+    "Activation",
+    "Cos",
+    "Dense",
+    "Erf",
+    "Exp",
+    "Gaussian",
+    "Gelu",
+    "Identity",
+    "Kernel",
+    "LeakyRelu",
+    "Monomial",
+    "Network",
+    "Polynomial",
+    "Rbf",
+    "RectifiedMonomial",
+    "Relu",
+    "Sign",
+    "Sin",
+    "kernel",
+    "serial",
+]

@@ -1,0 +1,502 @@
+"""Closed-form dual activations ("dual kernels") and their NTK factors.
+
+For an activation ``phi`` and a centred Gaussian pair ``(u, v)`` with
+``Var u = q1``, ``Var v = q2``, ``Cov(u, v) = q12 = P cos(theta)``,
+``P = sqrt(q1 q2)``, the dual is ``F = E[phi(u) phi(v)]`` and the NTK factor is
+``E[phi'(u) phi'(v)] = dF/dq12`` (Price's theorem).
+
+Numerical representation
+------------------------
+A pair is carried as the angle ``theta`` together with ``c = cos(theta)`` and
+``s = sin(theta)``, each accurate to a few ulp *in its own scale* (``s`` and
+``theta`` keep full relative accuracy as ``theta -> 0``).  Each map returns the
+next ``(theta', c', s')`` computed from the *gap* ``P' - q12'`` and *anti-gap*
+``P' + q12'`` of the output covariance with formulas that do not cancel, and
+``theta' = atan2(sqrt(gap * antigap), q12')``.  This keeps near-duplicate and
+antipodal inputs accurate through deep stacks (``design.md`` section 2), where
+``arccos(q12 / P)`` loses half the digits.
+
+Families (``code``, parameters):
+
+* ``ABRELU (a, b)`` -- ``a min(x,0) + b max(x,0)`` (ReLU, leaky ReLU, |x|).
+  With ``D0 = (a^2 + b^2) pi`` and ``S(t) = sin t - t cos t``:
+  ``F = P (D0 cos(theta) + (a-b)^2 S(theta)) / (2 pi)``,
+  factor ``(D0 - (a-b)^2 theta) / (2 pi)`` (Cho & Saul 2009).
+* ``RECTMONO (n)`` -- ``max(x,0)^n``: ``F = P^n J_n(theta)/(2 pi)``,
+  ``J_n = (2n-1) cos J_(n-1) + (n-1)^2 sin^2 J_(n-2)``, ``J_0 = pi - theta``,
+  ``J_1 = sin + (pi - theta) cos``; factor ``n^2 P^(n-1) J_(n-1)/(2 pi)``
+  (Cho & Saul 2009, "Kernel methods for deep learning").
+* ``SIGN`` -- ``F = 1 - 2 theta / pi``, factor 0.
+* ``ERF (a, b, c)`` -- ``F = a^2 (2/pi) asin(2 b^2 q12 / sqrt((1+2b^2 q1)(1+2b^2 q2))) + c^2``,
+  factor ``(4 a^2 b^2 / pi) / sqrt((1+2b^2 q1)(1+2b^2 q2) - 4 b^4 q12^2)`` (Williams 1997).
+* ``TRIG (a, b, kappa)`` -- ``a sin(b x + c)`` with ``kappa = cos 2c``:
+  ``F = a^2/2 [exp(-b^2 (q1+q2-2q12)/2) - kappa exp(-b^2 (q1+q2+2q12)/2)]``.
+* ``GELU`` -- ``x Phi(x)``: with ``D = (1+q1)(1+q2) - q12^2``,
+  ``F = q12/4 + q12 asin(rho)/(2 pi) + [q1 q2 + q12^2 (1 - q1 q2)/((1+q1)(1+q2))] / (2 pi sqrt(D))``,
+  ``rho = q12 / sqrt((1+q1)(1+q2))`` (by Stein's lemma; cf. Tsuchida et al. 2021).
+* ``POLY (coef)`` -- ``F = sum_k k! alpha_k(q1) alpha_k(q2) q12^k`` from the Hermite
+  expansion of ``phi(sqrt(q) z)`` (Mehler's formula).
+* ``EXP (a, b)`` -- ``F = a^2 exp(b^2 (q1 + q2 + 2 q12)/2)``.
+* ``GAUSS (a, b)`` -- ``F = a^2 / sqrt((1-2b q1)(1-2b q2) - 4b^2 q12^2)``.
+* ``IDENTITY`` -- ``F = q12``, factor 1.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numba
+import numpy as np
+
+from ._fastmath import atan2p
+
+# family codes (DENSE is used by the recursion's layer table)
+DENSE = 0
+ABRELU = 1
+RECTMONO = 2
+SIGN = 3
+ERF = 4
+TRIG = 5
+GELU = 6
+POLY = 7
+EXP = 8
+GAUSS = 9
+IDENTITY = 10
+
+_SMOOTH = (ERF, TRIG, GELU, POLY, EXP, GAUSS)
+
+PI = math.pi
+TWO_PI = 2.0 * math.pi
+HALF_PI = 0.5 * math.pi
+
+
+def is_smooth(code: int) -> bool:
+    """True for families whose dual is analytic in ``q12`` on ``[-P, P]``."""
+    return code in _SMOOTH
+
+
+def _s_series_coeffs(nterms=10):
+    # S(t) = sin t - t cos t = t^3 sum_k (-1)^k 2 (k+1) t^(2k) / (2k+3)!
+    out = []
+    for k in range(nterms):
+        out.append(float(Fraction((-1) ** k * 2 * (k + 1), math.factorial(2 * k + 3))))
+    return tuple(out)
+
+
+_S_COEF = _s_series_coeffs()
+
+
+@numba.njit(cache=True, inline="always")
+def s_minus_tcos(t, s, c):
+    """``S(t) = sin t - t cos t`` for ``t in [0, pi]``, given ``s = sin t``, ``c = cos t``.
+
+    Uses the Taylor series ``t^3/3 - t^5/30 + ...`` (10 terms) for ``t < 1`` where
+    the direct difference cancels.
+    """
+    k = _S_COEF
+    t2 = t * t
+    ser = k[9]
+    ser = ser * t2 + k[8]
+    ser = ser * t2 + k[7]
+    ser = ser * t2 + k[6]
+    ser = ser * t2 + k[5]
+    ser = ser * t2 + k[4]
+    ser = ser * t2 + k[3]
+    ser = ser * t2 + k[2]
+    ser = ser * t2 + k[1]
+    ser = ser * t2 + k[0]
+    ser = ser * t2 * t
+    direct = s - t * c
+    return ser if t < 1.0 else direct
+
+
+@numba.njit(cache=True, inline="always")
+def one_minus_cos(c, s):
+    """``1 - cos(theta)`` without cancellation (``s^2 / (1 + c)`` for ``c > 0``)."""
+    return s * s / (1.0 + c) if c > 0.0 else 1.0 - c
+
+
+@numba.njit(cache=True, inline="always")
+def one_plus_cos(c, s):
+    """``1 + cos(theta)`` without cancellation (``s^2 / (1 - c)`` for ``c < 0``)."""
+    return s * s / (1.0 - c) if c < 0.0 else 1.0 + c
+
+
+@numba.njit(cache=True, inline="always")
+def _angle_from_gaps(gap, antigap, k, scale):
+    """``(theta', c', s')`` from ``gap = scale (1 - c')``, ``antigap = scale (1 + c')``,
+    ``k = scale c'``; degenerate ``scale = 0`` gives ``(pi/2, 0, 1)``."""
+    g = gap if gap > 0.0 else 0.0
+    h = antigap if antigap > 0.0 else 0.0
+    sa = math.sqrt(g * h)
+    ok = scale > 0.0
+    inv = 1.0 / scale if ok else 0.0
+    th = atan2p(sa, k) if ok else HALF_PI
+    cn = k * inv if ok else 0.0
+    sn = sa * inv if ok else 1.0
+    return th, cn, sn
+
+
+# ----------------------------------------------------------------- homogeneous
+
+
+@numba.njit(cache=True, inline="always")
+def abrelu_pair(th, c, s, a, b):
+    """ABRelu on a pair: returns ``(K / (2 pi), factor, theta', c', s')`` where the
+    output covariance is ``q12' = P K / (2 pi)``."""
+    d0 = (a * a + b * b) * PI
+    dd = (a - b) * (a - b)
+    st = s_minus_tcos(th, s, c)
+    k = d0 * c + dd * st
+    omc = one_minus_cos(c, s)
+    opc = one_plus_cos(c, s)
+    delta = PI - th
+    # S(delta) with sin(delta) = s, cos(delta) = -c
+    sd = s_minus_tcos(delta, s, -c)
+    gap_small = d0 * omc - dd * st
+    gap_large = PI * ((a + b) * (a + b) - 2.0 * a * b * opc) - dd * sd
+    gap = gap_small if th <= HALF_PI else gap_large
+    antigap = d0 * opc + dd * st
+    tn, cn, sn = _angle_from_gaps(gap, antigap, k, d0)
+    fac = (d0 - dd * th) / TWO_PI
+    return k / TWO_PI, fac, tn, cn, sn
+
+
+@numba.njit(cache=True)
+def _double_factorial_odd(n):
+    # (2n - 1)!!, with (-1)!! = 1
+    r = 1.0
+    for k in range(1, n + 1):
+        r *= 2.0 * k - 1.0
+    return r
+
+
+@numba.njit(cache=True)
+def rectmono_pair(th, c, s, n):
+    """Arc-cosine kernel of order ``n``: returns ``(J_n, J_(n-1), theta', c', s')``."""
+    omc = one_minus_cos(c, s)
+    j0 = PI - th
+    g0 = th
+    if n == 0:
+        jn, jm, gn = j0, 0.0, g0
+    else:
+        st = s_minus_tcos(th, s, c)
+        j1 = s + j0 * c
+        g1 = PI * omc - st
+        jm, jn, gm, gn = j0, j1, g0, g1
+        s2 = s * s
+        for k in range(2, n + 1):
+            jnew = (2.0 * k - 1.0) * c * jn + (k - 1.0) * (k - 1.0) * s2 * jm
+            gnew = (2.0 * k - 1.0) * (gn + omc * jn) - (k - 1.0) * (k - 1.0) * s2 * jm
+            jm, jn = jn, jnew
+            gm, gn = gn, gnew
+    jzero = PI * _double_factorial_odd(n)
+    gap = gn if th <= HALF_PI else jzero - jn
+    tn, cn, sn = _angle_from_gaps(gap, jzero + jn, jn, jzero)
+    return jn, jm, tn, cn, sn
+
+
+@numba.njit(cache=True)
+def sign_pair(th):
+    """Sign: ``c' = 1 - 2 theta / pi``; returns ``(c', theta', c', s')``."""
+    k = PI - 2.0 * th
+    tn, cn, sn = _angle_from_gaps(2.0 * th, 2.0 * (PI - th), k, PI)
+    return k / PI, tn, cn, sn
+
+
+# ---------------------------------------------------------------------- smooth
+
+
+@numba.njit(cache=True)
+def _poly_alpha(p, k, q):
+    # alpha_k(q) = sum_{i >= k, i - k even} ck[i, k] q^((i - k)/2); p = [deg, ck...]
+    deg = int(p[0])
+    m = deg + 1
+    acc = 0.0
+    qp = 1.0
+    for i in range(k, deg + 1, 2):
+        acc += p[1 + i * m + k] * qp
+        qp *= q
+    return acc
+
+
+@numba.njit(cache=True)
+def smooth_f(code, q1, q2, p12, c, omc, opc, p):
+    """Dual ``F`` of a smooth family at ``q12 = p12 * c`` (``p12 = sqrt(q1 q2)``)."""
+    q12 = p12 * c
+    if code == ERF:
+        a, b, cc = p[0], p[1], p[2]
+        b2 = 2.0 * b * b
+        rho = b2 * q12 / math.sqrt((1.0 + b2 * q1) * (1.0 + b2 * q2))
+        return a * a * (2.0 / PI) * math.asin(rho) + cc * cc
+    if code == TRIG:
+        a, b, kap = p[0], p[1], p[2]
+        dsq = math.sqrt(q1) - math.sqrt(q2)
+        em = dsq * dsq + 2.0 * p12 * omc
+        ep = dsq * dsq + 2.0 * p12 * opc
+        return 0.5 * a * a * (math.exp(-0.5 * b * b * em) - kap * math.exp(-0.5 * b * b * ep))
+    if code == GELU:
+        t1 = 1.0 + q1
+        t2 = 1.0 + q2
+        det = t1 * t2 - q12 * q12
+        rho = q12 / math.sqrt(t1 * t2)
+        num = q1 * q2 + q12 * q12 * (1.0 - q1 * q2) / (t1 * t2)
+        return 0.25 * q12 + q12 * math.asin(rho) / TWO_PI + num / (TWO_PI * math.sqrt(det))
+    if code == POLY:
+        deg = int(p[0])
+        acc = 0.0
+        qk = 1.0
+        fact = 1.0
+        for k in range(deg + 1):
+            if k > 0:
+                fact *= k
+            acc += fact * _poly_alpha(p, k, q1) * _poly_alpha(p, k, q2) * qk
+            qk *= q12
+        return acc
+    if code == EXP:
+        a, b = p[0], p[1]
+        dsq = math.sqrt(q1) - math.sqrt(q2)
+        ep = dsq * dsq + 2.0 * p12 * opc
+        return a * a * math.exp(0.5 * b * b * ep)
+    # GAUSS
+    a, b = p[0], p[1]
+    det = 1.0 - 2.0 * b * (q1 + q2) + 4.0 * b * b * p12 * p12 * omc * opc
+    return a * a / math.sqrt(det)
+
+
+@numba.njit(cache=True)
+def smooth_g(code, q1, q2, p12, c, omc, opc, p):
+    """NTK factor ``dF/dq12`` of a smooth family at ``q12 = p12 * c``."""
+    q12 = p12 * c
+    if code == ERF:
+        a, b = p[0], p[1]
+        b2 = 2.0 * b * b
+        det = 1.0 + b2 * (q1 + q2) + b2 * b2 * p12 * p12 * omc * opc
+        return a * a * b * b * (4.0 / PI) / math.sqrt(det)
+    if code == TRIG:
+        a, b, kap = p[0], p[1], p[2]
+        dsq = math.sqrt(q1) - math.sqrt(q2)
+        em = dsq * dsq + 2.0 * p12 * omc
+        ep = dsq * dsq + 2.0 * p12 * opc
+        return (
+            0.5 * a * a * b * b * (math.exp(-0.5 * b * b * em) + kap * math.exp(-0.5 * b * b * ep))
+        )
+    if code == GELU:
+        t1 = 1.0 + q1
+        t2 = 1.0 + q2
+        det = t1 * t2 - q12 * q12
+        rho = q12 / math.sqrt(t1 * t2)
+        sd = math.sqrt(det)
+        return (
+            0.25
+            + math.asin(rho) / TWO_PI
+            + q12 * ((q1 + q2 + 2.0) / (TWO_PI * t1 * t2 * sd) + 1.0 / (TWO_PI * det * sd))
+        )
+    if code == POLY:
+        deg = int(p[0])
+        acc = 0.0
+        qk = 1.0
+        fact = 1.0
+        for k in range(1, deg + 1):
+            fact *= k
+            acc += k * fact * _poly_alpha(p, k, q1) * _poly_alpha(p, k, q2) * qk
+            qk *= q12
+        return acc
+    if code == EXP:
+        a, b = p[0], p[1]
+        dsq = math.sqrt(q1) - math.sqrt(q2)
+        ep = dsq * dsq + 2.0 * p12 * opc
+        return a * a * b * b * math.exp(0.5 * b * b * ep)
+    # GAUSS
+    a, b = p[0], p[1]
+    det = 1.0 - 2.0 * b * (q1 + q2) + 4.0 * b * b * p12 * p12 * omc * opc
+    return 4.0 * a * a * b * b * q12 / (det * math.sqrt(det))
+
+
+# Gauss-Legendre nodes/weights on [-1, 1], 5 points
+_GL_X = tuple(float(v) for v in np.polynomial.legendre.leggauss(5)[0])
+_GL_W = tuple(float(v) for v in np.polynomial.legendre.leggauss(5)[1])
+_GAP_SWITCH = 0.02  # use the integral form of the gap when 1 -+ c < this
+
+
+@numba.njit(cache=True)
+def smooth_pair(code, q1, q2, c, s, qn1, qn2, p):
+    """Smooth family on a pair.
+
+    Returns ``(q12', factor, theta', c', s')``.  Near ``c = 1`` the gap is split as
+    ``P' - q12' = [P' - F(q12 = P)] + int_{q12}^{P} (dF/dq) dq`` (the integral by
+    5-point Gauss-Legendre on the NTK factor), which does not cancel for equal
+    norms; likewise the anti-gap near ``c = -1``.
+    """
+    p12 = math.sqrt(q1 * q2)
+    omc = one_minus_cos(c, s)
+    opc = one_plus_cos(c, s)
+    f = smooth_f(code, q1, q2, p12, c, omc, opc, p)
+    g = smooth_g(code, q1, q2, p12, c, omc, opc, p)
+    pn = math.sqrt(qn1 * qn2)
+    gap = pn - f
+    antigap = pn + f
+    if omc < _GAP_SWITCH:
+        integ = 0.0
+        for k in range(5):
+            o = 0.5 * omc * (1.0 + _GL_X[k])
+            integ += _GL_W[k] * smooth_g(code, q1, q2, p12, 1.0 - o, o, 2.0 - o, p)
+        integ *= 0.5 * omc * p12
+        fpar = smooth_f(code, q1, q2, p12, 1.0, 0.0, 2.0, p)
+        normpart = pn - fpar
+        gap = (normpart if normpart > 0.0 else 0.0) + integ
+    elif opc < _GAP_SWITCH:
+        integ = 0.0
+        for k in range(5):
+            o = 0.5 * opc * (1.0 + _GL_X[k])
+            integ += _GL_W[k] * smooth_g(code, q1, q2, p12, o - 1.0, 2.0 - o, o, p)
+        integ *= 0.5 * opc * p12
+        fanti = smooth_f(code, q1, q2, p12, -1.0, 2.0, 0.0, p)
+        normpart = pn + fanti
+        antigap = (normpart if normpart > 0.0 else 0.0) + integ
+    tn, cn, sn = _angle_from_gaps(gap, antigap, f, pn)
+    return f, g, tn, cn, sn
+
+
+# --------------------------------------------------------------------- diagonal
+
+
+@numba.njit(cache=True)
+def diag_map(code, q, p):
+    """Dual and factor on the diagonal (``q1 = q2 = q12 = q``): ``(q', factor)``."""
+    if code == ABRELU:
+        a, b = p[0], p[1]
+        return 0.5 * (a * a + b * b) * q, 0.5 * (a * a + b * b)
+    if code == RECTMONO:
+        n = int(p[0])
+        if n == 0:
+            return (0.5 if q > 0.0 else 0.0), 0.0
+        qn1 = q ** (n - 1)
+        return 0.5 * _double_factorial_odd(n) * qn1 * q, 0.5 * n * n * _double_factorial_odd(
+            n - 1
+        ) * qn1
+    if code == SIGN:
+        return (1.0 if q > 0.0 else 0.0), 0.0
+    if code == IDENTITY:
+        return q, 1.0
+    return smooth_f(code, q, q, q, 1.0, 0.0, 2.0, p), smooth_g(code, q, q, q, 1.0, 0.0, 2.0, p)
+
+
+@numba.njit(cache=True)
+def pair_map(code, q1, q2, th, c, s, qn1, qn2, p):
+    """One activation on one pair: ``(q12', factor, theta', c', s')``.
+
+    ``q1, q2``: incoming variances; ``qn1, qn2``: outgoing variances (from
+    :func:`diag_map`).  Used by the scalar paths; the row kernel in
+    :mod:`analytic_ntk.recursion` inlines the same functions.
+    """
+    p12 = math.sqrt(q1 * q2)
+    if code == ABRELU:
+        kk, fac, tn, cn, sn = abrelu_pair(th, c, s, p[0], p[1])
+        return p12 * kk, fac, tn, cn, sn
+    if code == RECTMONO:
+        n = int(p[0])
+        jn, jm, tn, cn, sn = rectmono_pair(th, c, s, n)
+        if n == 0:
+            return (jn / TWO_PI if p12 > 0.0 else 0.0), 0.0, tn, cn, sn
+        pm = p12 ** (n - 1)
+        return pm * p12 * jn / TWO_PI, n * n * pm * jm / TWO_PI, tn, cn, sn
+    if code == SIGN:
+        kk, tn, cn, sn = sign_pair(th)
+        return (kk if p12 > 0.0 else 0.0), 0.0, tn, cn, sn
+    if code == IDENTITY:
+        return p12 * c, 1.0, th, c, s
+    return smooth_pair(code, q1, q2, c, s, qn1, qn2, p)
+
+
+# ------------------------------------------------------------------ Python API
+
+
+def dual_params(activation) -> np.ndarray:
+    """The float64 parameter vector of an activation for the numba kernels."""
+    code, params = activation._dual_spec()
+    if code == POLY:
+        coef = np.asarray(params, dtype=np.float64)
+        deg = coef.size - 1
+        ck = coef[:, None] * hermite_matrix(deg)
+        return np.concatenate([[float(deg)], ck.ravel()])
+    return np.asarray(params, dtype=np.float64).reshape(-1)
+
+
+def hermite_matrix(deg: int) -> np.ndarray:
+    """``H[i, k]``: coefficient of the probabilists' Hermite polynomial ``He_k`` in
+    ``x^i`` (``x^i = sum_m i! / (m! (i-2m)! 2^m) He_(i-2m)(x)``)."""
+    h = np.zeros((deg + 1, deg + 1))
+    for i in range(deg + 1):
+        for m in range(i // 2 + 1):
+            h[i, i - 2 * m] = math.factorial(i) / (
+                math.factorial(m) * math.factorial(i - 2 * m) * 2.0**m
+            )
+    return h
+
+
+@numba.njit(cache=True)
+def _evaluate_flat(code, q1, q2, q12, p, out_f, out_g):
+    for i in range(q1.size):
+        a, b = q1[i], q2[i]
+        qa, _ = diag_map(code, a, p)
+        qb, _ = diag_map(code, b, p)
+        pp = math.sqrt(a * b)
+        if pp > 0.0:
+            c = min(max(q12[i] / pp, -1.0), 1.0)
+        else:
+            c = 0.0
+        s = math.sqrt((1.0 - c) * (1.0 + c))
+        th = atan2p(s, c)
+        f, g, _, _, _ = pair_map(code, a, b, th, c, s, qa, qb, p)
+        out_f[i] = f
+        out_g[i] = g
+
+
+def evaluate(activation, cov1, cov2, nngp):
+    """Evaluate the dual of ``activation`` and its NTK factor.
+
+    Parameters
+    ----------
+    activation : Activation
+    cov1, cov2, nngp : array_like, broadcastable
+        Variances and covariance of the centred Gaussian pair ``(u, v)``;
+        ``|nngp| <= sqrt(cov1 cov2)`` up to rounding.
+
+    Returns
+    -------
+    (F, factor) : arrays of the broadcast shape
+        ``F = E[phi(u) phi(v)]`` and ``factor = E[phi'(u) phi'(v)]``.
+
+    Notes
+    -----
+    The angle is taken as ``arccos(nngp / sqrt(cov1 cov2))``: convenient for
+    tabulating, but for near-duplicate inputs use :meth:`Network.kernel`, which
+    carries the angle stably.
+    """
+    code, _ = activation._dual_spec()
+    q1, q2, q12 = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (cov1, cov2, nngp))
+    )
+    for name, v in (("cov1", q1), ("cov2", q2), ("nngp", q12)):
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name} contains NaN or inf")
+    if np.any(q1 < 0) or np.any(q2 < 0):
+        raise ValueError("cov1 and cov2 must be non-negative")
+    bound = np.sqrt(q1 * q2)
+    if np.any(np.abs(q12) > bound * (1 + 1e-12) + 1e-300):
+        raise ValueError("|nngp| exceeds sqrt(cov1 * cov2): not a covariance")
+    shape = q1.shape
+    f = np.empty(q1.size)
+    g = np.empty(q1.size)
+    _evaluate_flat(
+        code,
+        np.ascontiguousarray(q1).ravel(),
+        np.ascontiguousarray(q2).ravel(),
+        np.ascontiguousarray(q12).ravel(),
+        dual_params(activation),
+        f,
+        g,
+    )
+    return f.reshape(shape), g.reshape(shape)

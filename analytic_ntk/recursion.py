@@ -1,0 +1,358 @@
+"""The layer recursion over kernel matrices: one fused, parallel numba kernel.
+
+For each row ``i`` (rows in parallel) the kernel runs *all* layers on the row's
+entries ``j`` before moving on, holding per entry only the state
+``(theta, cos theta, sin theta, ntk)`` in row buffers: no per-layer ``n1 x n2``
+temporaries.  Inside a layer the loop over ``j`` has a fixed body, so it
+vectorises for the ReLU family and Dense layers (all maths is inlined, including
+:func:`analytic_ntk._fastmath.atan2p`).  The diagonals ``cov`` of every layer are
+computed once per input (``O(n L)``).
+
+Input layer (design.md section 2): ``nngp = x1 x2^T / d``.  The cosine comes from
+the Gram product; where ``|cos| > 0.95`` the angle is recomputed from the unit
+vectors as ``theta = 2 atan2(|a - b|, |a + b|)``, which is accurate to an ulp
+even for near-duplicate or antipodal inputs.
+
+References: Jacot, Gabriel & Hongler 2018 (NTK recursion); Lee et al. 2018 (NNGP);
+Novak et al. 2020 (neural-tangents conventions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import prange
+
+from . import duals
+from ._fastmath import atan2p
+from .duals import (
+    ABRELU,
+    DENSE,
+    IDENTITY,
+    RECTMONO,
+    SIGN,
+    abrelu_pair,
+    diag_map,
+    one_minus_cos,
+    pair_map,
+    smooth_pair,
+)
+from .layers import Dense, Network
+
+__all__ = ["Kernel", "kernel"]
+
+_EXACT_ANGLE = 0.95  # |cos| above this: angle from the vectors themselves
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """Infinite-width kernels of a network on inputs ``x1`` (n1, d), ``x2`` (n2, d).
+
+    Attributes
+    ----------
+    nngp, ntk : ndarray
+        (n1, n2) float64, or (n1,) when computed with ``diagonal=True``.
+    cov1, cov2 : ndarray
+        NNGP diagonals ``K(x1_i, x1_i)`` (n1,) and ``K(x2_j, x2_j)`` (n2,).
+    """
+
+    nngp: np.ndarray
+    ntk: np.ndarray
+    cov1: np.ndarray
+    cov2: np.ndarray
+
+
+# ----------------------------------------------------------------- layer table
+
+
+def _layer_table(network: Network, d: int):
+    """Codes (L,) and parameters (L, P) of the layers, as the numba kernels read them.
+
+    Dense parameters are ``(weight_std, bias_std, is_standard, n_in)``.
+    """
+    rows = []
+    n_in = d
+    for layer in network.layers:
+        if isinstance(layer, Dense):
+            std = layer.parameterization == "standard"
+            rows.append(
+                (DENSE, np.array([layer.weight_std, layer.bias_std, float(std), float(n_in)]))
+            )
+            n_in = layer.width if layer.width is not None else n_in
+        else:
+            code, _ = layer._dual_spec()
+            rows.append((code, duals.dual_params(layer)))
+    width = max(max((p.size for _, p in rows), default=1), 1)
+    codes = np.array([c for c, _ in rows], dtype=np.int64)
+    params = np.zeros((len(rows), width))
+    for k, (_, p) in enumerate(rows):
+        params[k, : p.size] = p
+    return codes, params
+
+
+@numba.njit(cache=True)
+def _diag_recursion(codes, params, q0, dq, dn):
+    """Diagonal NNGP ``dq[l]`` and NTK ``dn[l]`` after each layer (row 0: input)."""
+    n = q0.size
+    for j in range(n):
+        dq[0, j] = q0[j]
+        dn[0, j] = 0.0
+    for layer in range(codes.size):
+        code = codes[layer]
+        p = params[layer]
+        for j in range(n):
+            q = dq[layer, j]
+            if code == DENSE:
+                w2 = p[0] * p[0]
+                b2 = p[1] * p[1]
+                qn = w2 * q + b2
+                if p[2] > 0.0:
+                    dn[layer + 1, j] = p[3] * q + w2 * dn[layer, j] + (1.0 if b2 > 0.0 else 0.0)
+                else:
+                    dn[layer + 1, j] = qn + w2 * dn[layer, j]
+                dq[layer + 1, j] = qn
+            else:
+                qn, fac = diag_map(code, q, p)
+                dq[layer + 1, j] = qn
+                dn[layer + 1, j] = fac * dn[layer, j]
+
+
+# ---------------------------------------------------------------- fused kernel
+
+
+@numba.njit(cache=True, inline="always")
+def _dense_theta(c, s, w2, b2, pp, dsq, qn1, qn2):
+    # Angle after z' = w z + b: the output determinant
+    # q1'q2' - q12'^2 = w^4 P^2 s^2 + w^2 b^2 ((sqrt q1 - sqrt q2)^2 + 2 P (1 - c))
+    q12n = w2 * pp * c + b2
+    det = w2 * w2 * pp * pp * s * s + w2 * b2 * (dsq * dsq + 2.0 * pp * one_minus_cos(c, s))
+    sa = np.sqrt(det)
+    pn = np.sqrt(qn1 * qn2)
+    inv = 1.0 / pn if pn > 0.0 else 0.0
+    th = atan2p(sa, q12n)
+    return th, q12n * inv, sa * inv
+
+
+@numba.njit(cache=True)
+def _row(i, j0, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2):
+    n2 = nngp.shape[1]
+    m = n2 - j0
+    th = np.empty(m)
+    cc = np.empty(m)
+    ss = np.empty(m)
+    nk = np.zeros(m)
+    d = xn1.shape[1]
+    r1 = nrm1[i]
+    # input layer: cosine from the Gram product (vectorised) ...
+    for jj in range(m):
+        den = r1 * nrm2[j0 + jj]
+        inv = 1.0 / den if den > 0.0 else 0.0
+        c = nngp[i, j0 + jj] * inv
+        c = min(max(c, -1.0), 1.0)
+        s = np.sqrt((1.0 - c) * (1.0 + c))
+        cc[jj] = c
+        ss[jj] = s
+        th[jj] = atan2p(s, c)
+    # ... and from the vectors where the Gram cosine is near +-1
+    for jj in range(m):
+        if abs(cc[jj]) > _EXACT_ANGLE:
+            j = j0 + jj
+            dm = 0.0
+            dp = 0.0
+            for k in range(d):
+                a = xn1[i, k]
+                b = xn2[j, k]
+                dm += (a - b) * (a - b)
+                dp += (a + b) * (a + b)
+            r2 = dm + dp
+            th[jj] = 2.0 * atan2p(np.sqrt(dm), np.sqrt(dp))
+            cc[jj] = (dp - dm) / r2
+            ss[jj] = 2.0 * np.sqrt(dm * dp) / r2
+    for layer in range(codes.size):
+        code = codes[layer]
+        p = params[layer]
+        q1 = dq1[layer, i]
+        r1 = sq1[layer, i]
+        if code == DENSE:
+            w2 = p[0] * p[0]
+            b2 = p[1] * p[1]
+            std = p[2] > 0.0
+            nin = p[3]
+            bias_term = 1.0 if b2 > 0.0 else 0.0
+            if std:
+                for jj in range(m):
+                    q12 = r1 * sq2[layer, j0 + jj] * cc[jj]
+                    nk[jj] = nin * q12 + w2 * nk[jj] + bias_term
+            else:
+                for jj in range(m):
+                    q12 = r1 * sq2[layer, j0 + jj] * cc[jj]
+                    nk[jj] = w2 * q12 + b2 + w2 * nk[jj]
+            if b2 > 0.0:
+                qn1 = dq1[layer + 1, i]
+                for jj in range(m):
+                    j = j0 + jj
+                    r2 = sq2[layer, j]
+                    t, c, s = _dense_theta(
+                        cc[jj], ss[jj], w2, b2, r1 * r2, r1 - r2, qn1, dq2[layer + 1, j]
+                    )
+                    th[jj] = t
+                    cc[jj] = c
+                    ss[jj] = s
+        elif code == ABRELU:
+            a = p[0]
+            b = p[1]
+            for jj in range(m):
+                _, fac, t, c, s = abrelu_pair(th[jj], cc[jj], ss[jj], a, b)
+                nk[jj] *= fac
+                th[jj] = t
+                cc[jj] = c
+                ss[jj] = s
+        elif code == IDENTITY:
+            pass
+        elif code == RECTMONO or code == SIGN:
+            qn1 = dq1[layer + 1, i]
+            for jj in range(m):
+                j = j0 + jj
+                _, fac, t, c, s = pair_map(
+                    code, q1, dq2[layer, j], th[jj], cc[jj], ss[jj], qn1, dq2[layer + 1, j], p
+                )
+                nk[jj] *= fac
+                th[jj] = t
+                cc[jj] = c
+                ss[jj] = s
+        else:
+            qn1 = dq1[layer + 1, i]
+            for jj in range(m):
+                j = j0 + jj
+                _, fac, t, c, s = smooth_pair(
+                    code, q1, dq2[layer, j], cc[jj], ss[jj], qn1, dq2[layer + 1, j], p
+                )
+                nk[jj] *= fac
+                th[jj] = t
+                cc[jj] = c
+                ss[jj] = s
+    last = codes.size
+    r1 = sq1[last, i]
+    bad = False
+    for jj in range(m):
+        v = r1 * sq2[last, j0 + jj] * cc[jj]
+        nngp[i, j0 + jj] = v
+        ntk[i, j0 + jj] = nk[jj]
+        bad |= not (np.isfinite(v) and np.isfinite(nk[jj]))
+    return bad
+
+
+@numba.njit(cache=True, parallel=True)
+def _fused(nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, sym, bad):
+    """Overwrite ``nngp`` (holding ``x1 x2^T`` on entry) with the output NNGP and fill
+    ``ntk``.  With ``sym`` only ``j >= i`` is computed, rows paired ``(p, n-1-p)``
+    so that every parallel task has the same amount of work."""
+    n1 = nngp.shape[0]
+    if sym:
+        half = (n1 + 1) // 2
+        for pidx in prange(half):
+            i = pidx
+            bad[i] = _row(i, i, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2)
+            i2 = n1 - 1 - pidx
+            if i2 != i:
+                bad[i2] = _row(
+                    i2, i2, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2
+                )
+    else:
+        for i in prange(n1):
+            bad[i] = _row(i, 0, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2)
+
+
+@numba.njit(cache=True, parallel=True)
+def _mirror(a, b):
+    """Copy the upper triangles of ``a`` and ``b`` into their lower triangles (blocked)."""
+    n = a.shape[0]
+    bs = 64
+    nb = (n + bs - 1) // bs
+    for ib in prange(nb):
+        i0 = ib * bs
+        i1 = min(n, i0 + bs)
+        for jb in range(ib + 1):
+            j0 = jb * bs
+            j1 = min(n, j0 + bs)
+            for i in range(i0, i1):
+                for j in range(j0, min(j1, i)):
+                    a[i, j] = a[j, i]
+                    b[i, j] = b[j, i]
+
+
+# ------------------------------------------------------------------ Python API
+
+
+def _as_inputs(x, name):
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a real array: {err}") from None
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, d), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return np.ascontiguousarray(arr)
+
+
+def _unit_rows(x):
+    nrm = np.sqrt(np.einsum("ij,ij->i", x, x))
+    safe = np.where(nrm > 0, nrm, 1.0)
+    return nrm, np.ascontiguousarray(x / safe[:, None])
+
+
+def _diagonals(codes, params, x):
+    d = x.shape[1]
+    q0 = np.einsum("ij,ij->i", x, x) / d
+    dq = np.empty((codes.size + 1, x.shape[0]))
+    dn = np.empty_like(dq)
+    _diag_recursion(codes, params, q0, dq, dn)
+    if not (np.all(np.isfinite(dq)) and np.all(np.isfinite(dn))):
+        layer = int(np.argmax(~(np.isfinite(dq).all(1) & np.isfinite(dn).all(1))))
+        raise ValueError(
+            f"kernel diagonal is not finite after layer {layer - 1} (overflow, or a "
+            "Gaussian activation with b > 0 whose expectation diverges)"
+        )
+    return dq, dn
+
+
+def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
+    """Infinite-width NNGP and NTK of ``network`` (see :meth:`Network.kernel`)."""
+    if not isinstance(network, Network):
+        raise ValueError("kernel() needs a Network built with serial()")
+    x1 = _as_inputs(x1, "x1")
+    sym = x2 is None
+    x2 = x1 if sym else _as_inputs(x2, "x2")
+    if x2.shape[1] != x1.shape[1]:
+        raise ValueError(
+            f"x1 and x2 have different feature sizes: {x1.shape[1]} and {x2.shape[1]}"
+        )
+    d = x1.shape[1]
+    codes, params = _layer_table(network, d)
+    dq1, dn1 = _diagonals(codes, params, x1)
+    if diagonal:
+        if not sym:
+            raise ValueError("diagonal=True needs x2 to be None")
+        return Kernel(nngp=dq1[-1].copy(), ntk=dn1[-1].copy(), cov1=dq1[-1].copy(),
+                      cov2=dq1[-1].copy())
+    dq2 = dq1 if sym else _diagonals(codes, params, x2)[0]
+    sq1 = np.sqrt(dq1)
+    sq2 = sq1 if sym else np.sqrt(dq2)
+    nrm1, xn1 = _unit_rows(x1)
+    nrm2, xn2 = (nrm1, xn1) if sym else _unit_rows(x2)
+    n1, n2 = x1.shape[0], x2.shape[0]
+    nngp = np.empty((n1, n2))
+    np.matmul(x1, x2.T, out=nngp)
+    ntk = np.empty((n1, n2))
+    bad = np.zeros(n1, dtype=np.bool_)
+    _fused(nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, sym, bad)
+    if bad.any():
+        raise ValueError("kernel is not finite (overflow in an activation's dual)")
+    if sym:
+        _mirror(nngp, ntk)
+    return Kernel(nngp=nngp, ntk=ntk, cov1=dq1[-1].copy(), cov2=dq2[-1].copy())

@@ -1,0 +1,1 @@
+"""Derivation scripts that generate constants for ``analytic_ntk``."""
