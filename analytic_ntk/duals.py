@@ -32,7 +32,8 @@ Families (``code``, parameters):
 * ``TRIG (a, b, kappa)`` -- ``a sin(b x + c)`` with ``kappa = cos 2c``:
   ``F = a^2/2 [exp(-b^2 (q1+q2-2q12)/2) - kappa exp(-b^2 (q1+q2+2q12)/2)]``.
 * ``GELU`` -- ``x Phi(x)``: with ``D = (1+q1)(1+q2) - q12^2``,
-  ``F = q12/4 + q12 asin(rho)/(2 pi) + [q1 q2 + q12^2 (1 - q1 q2)/((1+q1)(1+q2))] / (2 pi sqrt(D))``,
+  ``F = q12/4 + q12 asin(rho)/(2 pi)
+  + [q1 q2 + q12^2 (1 - q1 q2)/((1+q1)(1+q2))] / (2 pi sqrt(D))``,
   ``rho = q12 / sqrt((1+q1)(1+q2))`` (by Stein's lemma; cf. Tsuchida et al. 2021).
 * ``POLY (coef)`` -- ``F = sum_k k! alpha_k(q1) alpha_k(q2) q12^k`` from the Hermite
   expansion of ``phi(sqrt(q) z)`` (Mehler's formula).
@@ -184,13 +185,13 @@ def rectmono_pair(th, c, s, n):
         st = s_minus_tcos(th, s, c)
         j1 = s + j0 * c
         g1 = PI * omc - st
-        jm, jn, gm, gn = j0, j1, g0, g1
+        jm, jn, gn = j0, j1, g1
         s2 = s * s
         for k in range(2, n + 1):
             jnew = (2.0 * k - 1.0) * c * jn + (k - 1.0) * (k - 1.0) * s2 * jm
             gnew = (2.0 * k - 1.0) * (gn + omc * jn) - (k - 1.0) * (k - 1.0) * s2 * jm
             jm, jn = jn, jnew
-            gm, gn = gn, gnew
+            gn = gnew
     jzero = PI * _double_factorial_odd(n)
     gap = gn if th <= HALF_PI else jzero - jn
     tn, cn, sn = _angle_from_gaps(gap, jzero + jn, jn, jzero)
