@@ -88,7 +88,7 @@ def _s_series_coeffs(nterms=10):
 _S_COEF = _s_series_coeffs()
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def s_minus_tcos(t, s, c):
     """``S(t) = sin t - t cos t`` for ``t in [0, pi]``, given ``s = sin t``, ``c = cos t``.
 
@@ -112,19 +112,19 @@ def s_minus_tcos(t, s, c):
     return ser if t < 1.0 else direct
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def one_minus_cos(c, s):
     """``1 - cos(theta)`` without cancellation (``s^2 / (1 + c)`` for ``c > 0``)."""
     return s * s / (1.0 + c) if c > 0.0 else 1.0 - c
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def one_plus_cos(c, s):
     """``1 + cos(theta)`` without cancellation (``s^2 / (1 - c)`` for ``c < 0``)."""
     return s * s / (1.0 - c) if c < 0.0 else 1.0 + c
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _angle_from_gaps(gap, antigap, k, scale):
     """``(theta', c', s')`` from ``gap = scale (1 - c')``, ``antigap = scale (1 + c')``,
     ``k = scale c'``; degenerate ``scale = 0`` gives ``(pi/2, 0, 1)``."""
@@ -142,29 +142,36 @@ def _angle_from_gaps(gap, antigap, k, scale):
 # ----------------------------------------------------------------- homogeneous
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def abrelu_pair(th, c, s, a, b):
     """ABRelu on a pair: returns ``(K / (2 pi), factor, theta', c', s')`` where the
-    output covariance is ``q12' = P K / (2 pi)``."""
+    output covariance is ``q12' = P K / (2 pi)``, ``K = D0 cos(theta) + (a-b)^2 S(theta)``.
+
+    Gap and anti-gap of ``K`` against ``D0 = (a^2 + b^2) pi``, without cancellation:
+    for ``theta <= pi/2``, ``D0 - K = D0 (1 - cos) - (a-b)^2 S(theta)``; for
+    ``theta > pi/2``, with ``delta = pi - theta``,
+    ``D0 - K = pi ((a+b)^2 - 2ab (1 + cos)) - (a-b)^2 S(delta)``;
+    always ``D0 + K = D0 (1 + cos) + (a-b)^2 S(theta)`` (both terms >= 0).
+    One series evaluation serves both cases: ``S`` at ``x = min(theta, delta)``.
+    """
     d0 = (a * a + b * b) * PI
     dd = (a - b) * (a - b)
-    st = s_minus_tcos(th, s, c)
+    lo = th <= HALF_PI
+    x = th if lo else PI - th
+    sx = s_minus_tcos(x, s, abs(c))
+    st = sx if lo else s - th * c  # S(theta); theta > pi/2 > 1: no cancellation
+    r = s * s / (1.0 + abs(c))  # 1 - |c|
+    omc = r if lo else 1.0 - c
+    opc = 1.0 + c if lo else r
     k = d0 * c + dd * st
-    omc = one_minus_cos(c, s)
-    opc = one_plus_cos(c, s)
-    delta = PI - th
-    # S(delta) with sin(delta) = s, cos(delta) = -c
-    sd = s_minus_tcos(delta, s, -c)
-    gap_small = d0 * omc - dd * st
-    gap_large = PI * ((a + b) * (a + b) - 2.0 * a * b * opc) - dd * sd
-    gap = gap_small if th <= HALF_PI else gap_large
+    gap = d0 * omc - dd * st if lo else PI * ((a + b) * (a + b) - 2.0 * a * b * opc) - dd * sx
     antigap = d0 * opc + dd * st
     tn, cn, sn = _angle_from_gaps(gap, antigap, k, d0)
-    fac = (d0 - dd * th) / TWO_PI
-    return k / TWO_PI, fac, tn, cn, sn
+    fac = (d0 - dd * th) * (1.0 / TWO_PI)
+    return k * (1.0 / TWO_PI), fac, tn, cn, sn
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _double_factorial_odd(n):
     # (2n - 1)!!, with (-1)!! = 1
     r = 1.0
@@ -173,7 +180,7 @@ def _double_factorial_odd(n):
     return r
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def rectmono_pair(th, c, s, n):
     """Arc-cosine kernel of order ``n``: returns ``(J_n, J_(n-1), theta', c', s')``."""
     omc = one_minus_cos(c, s)
@@ -198,7 +205,7 @@ def rectmono_pair(th, c, s, n):
     return jn, jm, tn, cn, sn
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def sign_pair(th):
     """Sign: ``c' = 1 - 2 theta / pi``; returns ``(c', theta', c', s')``."""
     k = PI - 2.0 * th
@@ -209,7 +216,7 @@ def sign_pair(th):
 # ---------------------------------------------------------------------- smooth
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _poly_alpha(p, k, q):
     # alpha_k(q) = sum_{i >= k, i - k even} ck[i, k] q^((i - k)/2); p = [deg, ck...]
     deg = int(p[0])
@@ -222,7 +229,7 @@ def _poly_alpha(p, k, q):
     return acc
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def smooth_f(code, q1, q2, p12, c, omc, opc, p):
     """Dual ``F`` of a smooth family at ``q12 = p12 * c`` (``p12 = sqrt(q1 q2)``)."""
     q12 = p12 * c
@@ -266,7 +273,7 @@ def smooth_f(code, q1, q2, p12, c, omc, opc, p):
     return a * a / math.sqrt(det)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def smooth_g(code, q1, q2, p12, c, omc, opc, p):
     """NTK factor ``dF/dq12`` of a smooth family at ``q12 = p12 * c``."""
     q12 = p12 * c
@@ -321,7 +328,7 @@ _GL_W = tuple(float(v) for v in np.polynomial.legendre.leggauss(5)[1])
 _GAP_SWITCH = 0.02  # use the integral form of the gap when 1 -+ c < this
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def smooth_pair(code, q1, q2, c, s, qn1, qn2, p):
     """Smooth family on a pair.
 
@@ -363,7 +370,7 @@ def smooth_pair(code, q1, q2, c, s, qn1, qn2, p):
 # --------------------------------------------------------------------- diagonal
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def diag_map(code, q, p):
     """Dual and factor on the diagonal (``q1 = q2 = q12 = q``): ``(q', factor)``."""
     if code == ABRELU:
@@ -384,7 +391,7 @@ def diag_map(code, q, p):
     return smooth_f(code, q, q, q, 1.0, 0.0, 2.0, p), smooth_g(code, q, q, q, 1.0, 0.0, 2.0, p)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def pair_map(code, q1, q2, th, c, s, qn1, qn2, p):
     """One activation on one pair: ``(q12', factor, theta', c', s')``.
 
@@ -437,7 +444,7 @@ def hermite_matrix(deg: int) -> np.ndarray:
     return h
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _evaluate_flat(code, q1, q2, q12, p, out_f, out_g):
     for i in range(q1.size):
         a, b = q1[i], q2[i]

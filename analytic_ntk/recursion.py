@@ -31,13 +31,10 @@ from .duals import (
     ABRELU,
     DENSE,
     IDENTITY,
-    RECTMONO,
-    SIGN,
     abrelu_pair,
     diag_map,
     one_minus_cos,
     pair_map,
-    smooth_pair,
 )
 from .layers import Dense, Network
 
@@ -92,7 +89,7 @@ def _layer_table(network: Network, d: int):
     return codes, params
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _diag_recursion(codes, params, q0, dq, dn):
     """Diagonal NNGP ``dq[l]`` and NTK ``dn[l]`` after each layer (row 0: input)."""
     n = q0.size
@@ -122,7 +119,7 @@ def _diag_recursion(codes, params, q0, dq, dn):
 # ---------------------------------------------------------------- fused kernel
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _dense_theta(c, s, w2, b2, pp, dsq, qn1, qn2):
     # Angle after z' = w z + b: the output determinant
     # q1'q2' - q12'^2 = w^4 P^2 s^2 + w^2 b^2 ((sqrt q1 - sqrt q2)^2 + 2 P (1 - c))
@@ -135,116 +132,126 @@ def _dense_theta(c, s, w2, b2, pp, dsq, qn1, qn2):
     return th, q12n * inv, sa * inv
 
 
-@numba.njit(cache=True)
-def _row(i, j0, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2):
-    n2 = nngp.shape[1]
-    m = n2 - j0
-    th = np.empty(m)
-    cc = np.empty(m)
-    ss = np.empty(m)
-    nk = np.zeros(m)
-    d = xn1.shape[1]
-    r1 = nrm1[i]
-    # input layer: cosine from the Gram product (vectorised) ...
+_JIT = {"cache": True, "error_model": "numpy"}
+
+
+@numba.njit(**_JIT)
+def _init_row(grow, r1, nrow, xa, xn2, j0, th, cc, ss):
+    """Input-layer angles of one row: cosine from the Gram row (vectorised loop), and
+    ``theta = 2 atan2(|a - b|, |a + b|)`` from the unit vectors where ``|cos| > 0.95``."""
+    m = th.size
     for jj in range(m):
-        den = r1 * nrm2[j0 + jj]
+        den = r1 * nrow[jj]
         inv = 1.0 / den if den > 0.0 else 0.0
-        c = nngp[i, j0 + jj] * inv
-        c = min(max(c, -1.0), 1.0)
+        c = min(max(grow[jj] * inv, -1.0), 1.0)
         s = np.sqrt((1.0 - c) * (1.0 + c))
         cc[jj] = c
         ss[jj] = s
         th[jj] = atan2p(s, c)
-    # ... and from the vectors where the Gram cosine is near +-1
+    d = xa.size
     for jj in range(m):
         if abs(cc[jj]) > _EXACT_ANGLE:
-            j = j0 + jj
+            xb = xn2[j0 + jj]
             dm = 0.0
             dp = 0.0
             for k in range(d):
-                a = xn1[i, k]
-                b = xn2[j, k]
-                dm += (a - b) * (a - b)
-                dp += (a + b) * (a + b)
+                dm += (xa[k] - xb[k]) * (xa[k] - xb[k])
+                dp += (xa[k] + xb[k]) * (xa[k] + xb[k])
             r2 = dm + dp
             th[jj] = 2.0 * atan2p(np.sqrt(dm), np.sqrt(dp))
             cc[jj] = (dp - dm) / r2
             ss[jj] = 2.0 * np.sqrt(dm * dp) / r2
-    for layer in range(codes.size):
-        code = codes[layer]
-        p = params[layer]
-        q1 = dq1[layer, i]
-        r1 = sq1[layer, i]
-        if code == DENSE:
-            w2 = p[0] * p[0]
-            b2 = p[1] * p[1]
-            std = p[2] > 0.0
-            nin = p[3]
-            bias_term = 1.0 if b2 > 0.0 else 0.0
-            if std:
-                for jj in range(m):
-                    q12 = r1 * sq2[layer, j0 + jj] * cc[jj]
-                    nk[jj] = nin * q12 + w2 * nk[jj] + bias_term
-            else:
-                for jj in range(m):
-                    q12 = r1 * sq2[layer, j0 + jj] * cc[jj]
-                    nk[jj] = w2 * q12 + b2 + w2 * nk[jj]
-            if b2 > 0.0:
-                qn1 = dq1[layer + 1, i]
-                for jj in range(m):
-                    j = j0 + jj
-                    r2 = sq2[layer, j]
-                    t, c, s = _dense_theta(
-                        cc[jj], ss[jj], w2, b2, r1 * r2, r1 - r2, qn1, dq2[layer + 1, j]
-                    )
-                    th[jj] = t
-                    cc[jj] = c
-                    ss[jj] = s
-        elif code == ABRELU:
-            a = p[0]
-            b = p[1]
-            for jj in range(m):
-                _, fac, t, c, s = abrelu_pair(th[jj], cc[jj], ss[jj], a, b)
-                nk[jj] *= fac
-                th[jj] = t
-                cc[jj] = c
-                ss[jj] = s
-        elif code == IDENTITY:
-            pass
-        elif code == RECTMONO or code == SIGN:
-            qn1 = dq1[layer + 1, i]
-            for jj in range(m):
-                j = j0 + jj
-                _, fac, t, c, s = pair_map(
-                    code, q1, dq2[layer, j], th[jj], cc[jj], ss[jj], qn1, dq2[layer + 1, j], p
-                )
-                nk[jj] *= fac
-                th[jj] = t
-                cc[jj] = c
-                ss[jj] = s
-        else:
-            qn1 = dq1[layer + 1, i]
-            for jj in range(m):
-                j = j0 + jj
-                _, fac, t, c, s = smooth_pair(
-                    code, q1, dq2[layer, j], cc[jj], ss[jj], qn1, dq2[layer + 1, j], p
-                )
-                nk[jj] *= fac
-                th[jj] = t
-                cc[jj] = c
-                ss[jj] = s
-    last = codes.size
-    r1 = sq1[last, i]
+
+
+@numba.njit(**_JIT)
+def _dense_ntk(cc, nk, r1, srow, w2, b2, std, nin):
+    """NTK of a Dense layer: ``w^2 q12 + b^2 + w^2 ntk`` (NTK param.) or
+    ``n_in q12 + w^2 ntk + [b > 0]`` (standard), with the incoming ``q12``."""
+    if std:
+        bias_term = 1.0 if b2 > 0.0 else 0.0
+        for jj in range(nk.size):
+            nk[jj] = nin * (r1 * srow[jj] * cc[jj]) + w2 * nk[jj] + bias_term
+    else:
+        for jj in range(nk.size):
+            nk[jj] = w2 * (r1 * srow[jj] * cc[jj]) + b2 + w2 * nk[jj]
+
+
+@numba.njit(**_JIT)
+def _dense_angle(th, cc, ss, r1, srow, qn1, qrow, w2, b2):
+    """Angle after a Dense layer with bias (see :func:`_dense_theta`)."""
+    for jj in range(th.size):
+        r2 = srow[jj]
+        t, c, s = _dense_theta(cc[jj], ss[jj], w2, b2, r1 * r2, r1 - r2, qn1, qrow[jj])
+        th[jj] = t
+        cc[jj] = c
+        ss[jj] = s
+
+
+@numba.njit(**_JIT)
+def _abrelu_row(th, cc, ss, nk, a, b):
+    for jj in range(th.size):
+        _, fac, t, c, s = abrelu_pair(th[jj], cc[jj], ss[jj], a, b)
+        nk[jj] *= fac
+        th[jj] = t
+        cc[jj] = c
+        ss[jj] = s
+
+
+@numba.njit(**_JIT)
+def _generic_row(code, th, cc, ss, nk, q1, q2row, qn1, qn2row, p):
+    for jj in range(th.size):
+        _, fac, t, c, s = pair_map(code, q1, q2row[jj], th[jj], cc[jj], ss[jj], qn1, qn2row[jj], p)
+        nk[jj] *= fac
+        th[jj] = t
+        cc[jj] = c
+        ss[jj] = s
+
+
+@numba.njit(**_JIT)
+def _final_row(grow, krow, r1, srow, cc, nk):
     bad = False
-    for jj in range(m):
-        v = r1 * sq2[last, j0 + jj] * cc[jj]
-        nngp[i, j0 + jj] = v
-        ntk[i, j0 + jj] = nk[jj]
-        bad |= not (np.isfinite(v) and np.isfinite(nk[jj]))
+    for jj in range(nk.size):
+        v = r1 * srow[jj] * cc[jj]
+        k = nk[jj]
+        grow[jj] = v
+        krow[jj] = k
+        bad |= ((v - v) != 0.0) | ((k - k) != 0.0)  # NaN or inf
     return bad
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(**_JIT)
+def _row(i, j0, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2):
+    """All layers for the entries ``(i, j)``, ``j >= j0``, of one row."""
+    m = nngp.shape[1] - j0
+    th = np.empty(m)
+    cc = np.empty(m)
+    ss = np.empty(m)
+    nk = np.zeros(m)
+    grow = nngp[i, j0:]
+    _init_row(grow, nrm1[i], nrm2[j0:], xn1[i], xn2, j0, th, cc, ss)
+    for layer in range(codes.size):
+        code = codes[layer]
+        p = params[layer]
+        if code == DENSE:
+            w2 = p[0] * p[0]
+            b2 = p[1] * p[1]
+            r1 = sq1[layer, i]
+            srow = sq2[layer, j0:]
+            _dense_ntk(cc, nk, r1, srow, w2, b2, p[2] > 0.0, p[3])
+            if b2 > 0.0:
+                _dense_angle(th, cc, ss, r1, srow, dq1[layer + 1, i], dq2[layer + 1, j0:], w2, b2)
+        elif code == ABRELU:
+            _abrelu_row(th, cc, ss, nk, p[0], p[1])
+        elif code != IDENTITY:
+            _generic_row(
+                code, th, cc, ss, nk, dq1[layer, i], dq2[layer, j0:], dq1[layer + 1, i],
+                dq2[layer + 1, j0:], p,
+            )
+    last = codes.size
+    return _final_row(grow, ntk[i, j0:], sq1[last, i], sq2[last, j0:], cc, nk)
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
 def _fused(nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, sym, bad):
     """Overwrite ``nngp`` (holding ``x1 x2^T`` on entry) with the output NNGP and fill
     ``ntk``.  With ``sym`` only ``j >= i`` is computed, rows paired ``(p, n-1-p)``
@@ -265,7 +272,7 @@ def _fused(nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, s
             bad[i] = _row(i, 0, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, error_model="numpy", parallel=True)
 def _mirror(a, b):
     """Copy the upper triangles of ``a`` and ``b`` into their lower triangles (blocked)."""
     n = a.shape[0]
