@@ -332,8 +332,8 @@ def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
     """Infinite-width NNGP and NTK of ``network`` (see :meth:`Network.kernel`)."""
     if not isinstance(network, Network):
         raise ValueError("kernel() needs a Network built with serial()")
+    sym = x2 is None or x2 is x1
     x1 = _as_inputs(x1, "x1")
-    sym = x2 is None
     x2 = x1 if sym else _as_inputs(x2, "x2")
     if x2.shape[1] != x1.shape[1]:
         raise ValueError(
