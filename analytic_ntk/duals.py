@@ -7,12 +7,14 @@ For an activation ``phi`` and a centred Gaussian pair ``(u, v)`` with
 
 Numerical representation
 ------------------------
-A pair is carried as the angle ``theta`` together with ``c = cos(theta)`` and
-``s = sin(theta)``, each accurate to a few ulp *in its own scale* (``s`` and
-``theta`` keep full relative accuracy as ``theta -> 0``).  Each map returns the
-next ``(theta', c', s')`` computed from the *gap* ``P' - q12'`` and *anti-gap*
-``P' + q12'`` of the output covariance with formulas that do not cancel, and
-``theta' = atan2(sqrt(gap * antigap), q12')``.  This keeps near-duplicate and
+A pair is carried as the *acute* angle ``x = min(theta, pi - theta)`` together with
+``c = cos(theta)`` (whose sign says which side of ``pi/2`` ``theta`` lies) and
+``s = sin(theta)``, each accurate to a few ulp *in its own scale*: ``x`` and ``s``
+keep full relative accuracy as ``theta -> 0`` and as ``theta -> pi`` (where
+``pi - theta = x`` is held exactly rather than as a difference from a float near
+``pi``).  Each map returns the next ``(x', c', s')`` computed from the *gap*
+``P' - q12'`` and *anti-gap* ``P' + q12'`` of the output covariance with formulas
+that do not cancel, and ``x' = atan2(sqrt(gap * antigap), |q12'|)``.  This keeps near-duplicate and
 antipodal inputs accurate through deep stacks (``design.md`` section 2), where
 ``arccos(q12 / P)`` loses half the digits.
 
@@ -126,14 +128,15 @@ def one_plus_cos(c, s):
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _angle_from_gaps(gap, antigap, k, scale):
-    """``(theta', c', s')`` from ``gap = scale (1 - c')``, ``antigap = scale (1 + c')``,
-    ``k = scale c'``; degenerate ``scale = 0`` gives ``(pi/2, 0, 1)``."""
+    """``(x', c', s')`` from ``gap = scale (1 - c')``, ``antigap = scale (1 + c')``,
+    ``k = scale c'`` (``x'`` the acute angle); degenerate ``scale = 0`` gives
+    ``(pi/2, 0, 1)``."""
     g = gap if gap > 0.0 else 0.0
     h = antigap if antigap > 0.0 else 0.0
     sa = math.sqrt(g * h)
     ok = scale > 0.0
     inv = 1.0 / scale if ok else 0.0
-    th = atan2p(sa, k) if ok else HALF_PI
+    th = atan2p(sa, abs(k)) if ok else HALF_PI
     cn = k * inv if ok else 0.0
     sn = sa * inv if ok else 1.0
     return th, cn, sn
@@ -143,31 +146,32 @@ def _angle_from_gaps(gap, antigap, k, scale):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def abrelu_pair(th, c, s, a, b):
-    """ABRelu on a pair: returns ``(K / (2 pi), factor, theta', c', s')`` where the
+def abrelu_pair(x, c, s, a, b):
+    """ABRelu on a pair: returns ``(K / (2 pi), factor, x', c', s')`` where the
     output covariance is ``q12' = P K / (2 pi)``, ``K = D0 cos(theta) + (a-b)^2 S(theta)``.
 
-    Gap and anti-gap of ``K`` against ``D0 = (a^2 + b^2) pi``, without cancellation:
-    for ``theta <= pi/2``, ``D0 - K = D0 (1 - cos) - (a-b)^2 S(theta)``; for
-    ``theta > pi/2``, with ``delta = pi - theta``,
-    ``D0 - K = pi ((a+b)^2 - 2ab (1 + cos)) - (a-b)^2 S(delta)``;
-    always ``D0 + K = D0 (1 + cos) + (a-b)^2 S(theta)`` (both terms >= 0).
-    One series evaluation serves both cases: ``S`` at ``x = min(theta, delta)``.
+    ``x`` is the acute angle (module docstring). Gap and anti-gap of ``K`` against
+    ``D0 = (a^2 + b^2) pi``, without cancellation: for ``theta <= pi/2`` (``x = theta``),
+    ``D0 - K = D0 (1 - cos) - (a-b)^2 S(x)``; for ``theta > pi/2`` (``x = pi - theta``),
+    ``K = 2 a b pi cos(theta) + (a-b)^2 S(x)`` and
+    ``D0 - K = pi ((a+b)^2 - 2ab (1 + cos)) - (a-b)^2 S(x)``; always
+    ``D0 + K = D0 (1 + cos) + (a-b)^2 S(theta)`` (both terms >= 0).  The factor is
+    ``(D0 - (a-b)^2 theta) / (2 pi)``, i.e. ``(2 a b pi + (a-b)^2 x) / (2 pi)`` for
+    ``theta > pi/2``.
     """
     d0 = (a * a + b * b) * PI
     dd = (a - b) * (a - b)
-    lo = th <= HALF_PI
-    x = th if lo else PI - th
+    lo = c >= 0.0
     sx = s_minus_tcos(x, s, abs(c))
-    st = sx if lo else s - th * c  # S(theta); theta > pi/2 > 1: no cancellation
+    st = sx if lo else s - (PI - x) * c  # S(theta); theta > pi/2 > 1: no cancellation
     r = s * s / (1.0 + abs(c))  # 1 - |c|
     omc = r if lo else 1.0 - c
     opc = 1.0 + c if lo else r
-    k = d0 * c + dd * st
+    k = d0 * c + dd * st if lo else 2.0 * a * b * PI * c + dd * sx
     gap = d0 * omc - dd * st if lo else PI * ((a + b) * (a + b) - 2.0 * a * b * opc) - dd * sx
     antigap = d0 * opc + dd * st
     tn, cn, sn = _angle_from_gaps(gap, antigap, k, d0)
-    fac = (d0 - dd * th) * (1.0 / TWO_PI)
+    fac = (d0 - dd * x if lo else 2.0 * a * b * PI + dd * x) * (1.0 / TWO_PI)
     return k * (1.0 / TWO_PI), fac, tn, cn, sn
 
 
@@ -180,16 +184,69 @@ def _double_factorial_odd(n):
     return r
 
 
+_ANTI_SERIES = 1.5  # evaluate J_n by its series in delta = pi - theta below this delta
+_ANTI_TERMS = 30  # (1.5 / pi)^(2 * 30) < 1e-19
+
+
+def antipodal_series(n: int, nterms: int = _ANTI_TERMS) -> list:
+    """Taylor coefficients ``h_k`` of ``h_n(delta) = sum_k h_k delta^(2k)`` with
+    ``J_n(pi - delta) = sin(delta)^(2n+1) h_n(delta)``.
+
+    From the Cho-Saul operator, ``h_n = (1/sin(delta) d/d delta)^n (delta / sin(delta))``;
+    every ``h_n`` is even and analytic for ``|delta| < pi``.  Exact rational arithmetic.
+    """
+    total = nterms + n + 1
+    # sin(d)/d = sum (-1)^k d^(2k) / (2k+1)!; g = d / sin(d) is its reciprocal series
+    sinc = [Fraction((-1) ** k, math.factorial(2 * k + 1)) for k in range(total)]
+    g = [Fraction(0)] * total
+    g[0] = Fraction(1)
+    for k in range(1, total):
+        g[k] = -sum(sinc[j] * g[k - j] for j in range(1, k + 1))
+    h = list(g)
+    for _ in range(n):
+        # (1/sin d) d/dd sum f_k d^(2k) = sum_i d^(2i) sum_{k + j = i + 1, k >= 1} 2k f_k g_j
+        h = [
+            sum(2 * k * h[k] * g[i + 1 - k] for k in range(1, i + 2))
+            for i in range(len(h) - 1)
+        ]
+    return [float(v) for v in h[:nterms]]
+
+
 @numba.njit(cache=True, error_model="numpy")
-def rectmono_pair(th, c, s, n):
-    """Arc-cosine kernel of order ``n``: returns ``(J_n, J_(n-1), theta', c', s')``."""
+def _anti_eval(coef, off, nterms, delta, s, n):
+    # J_n = s^(2n+1) sum_k coef[off + k] delta^(2k)
+    d2 = delta * delta
+    acc = 0.0
+    for k in range(nterms - 1, -1, -1):
+        acc = acc * d2 + coef[off + k]
+    sp = s
+    for _ in range(n):
+        sp *= s * s
+    return sp * acc
+
+
+@numba.njit(cache=True, error_model="numpy")
+def rectmono_pair(x, c, s, p):
+    """Arc-cosine kernel of order ``n = p[0]``: returns ``(J_n, J_(n-1), x', c', s')``.
+
+    Forward recurrence ``J_k = (2k-1) cos J_(k-1) + (k-1)^2 sin^2 J_(k-2)`` with the
+    matching recurrence for the gap ``G_k = J_k(0) - J_k`` (stable as ``theta -> 0``);
+    for ``delta = pi - theta < 1.5``, where the recurrence cancels (``J_n ~ delta^(2n+1)``),
+    the series ``J_n = sin^(2n+1) h_n(delta)`` (:func:`antipodal_series`), whose
+    coefficients follow ``p = [n, K, h_n (K), h_(n-1) (K)]``.  ``x`` is the acute angle.
+    """
+    n = int(p[0])
+    nterms = int(p[1])
+    lo = c >= 0.0
+    th = x if lo else PI - x
+    delta = PI - x if lo else x  # pi - theta, exact where small
     omc = one_minus_cos(c, s)
-    j0 = PI - th
+    j0 = delta
     g0 = th
     if n == 0:
         jn, jm, gn = j0, 0.0, g0
     else:
-        st = s_minus_tcos(th, s, c)
+        st = s_minus_tcos(x, s, c) if lo else s - th * c
         j1 = s + j0 * c
         g1 = PI * omc - st
         jm, jn, gn = j0, j1, g1
@@ -199,17 +256,23 @@ def rectmono_pair(th, c, s, n):
             gnew = (2.0 * k - 1.0) * (gn + omc * jn) - (k - 1.0) * (k - 1.0) * s2 * jm
             jm, jn = jn, jnew
             gn = gnew
+        if delta < _ANTI_SERIES:
+            jn = _anti_eval(p, 2, nterms, delta, s, n)
+            jm = _anti_eval(p, 2 + nterms, nterms, delta, s, n - 1)
     jzero = PI * _double_factorial_odd(n)
-    gap = gn if th <= HALF_PI else jzero - jn
+    gap = gn if lo else jzero - jn
     tn, cn, sn = _angle_from_gaps(gap, jzero + jn, jn, jzero)
     return jn, jm, tn, cn, sn
 
 
 @numba.njit(cache=True, error_model="numpy")
-def sign_pair(th):
-    """Sign: ``c' = 1 - 2 theta / pi``; returns ``(c', theta', c', s')``."""
-    k = PI - 2.0 * th
-    tn, cn, sn = _angle_from_gaps(2.0 * th, 2.0 * (PI - th), k, PI)
+def sign_pair(x, c):
+    """Sign: ``c' = 1 - 2 theta / pi``; returns ``(c', x', c', s')`` (``x`` acute)."""
+    lo = c >= 0.0
+    gap = 2.0 * x if lo else 2.0 * (PI - x)  # pi (1 - c') = 2 theta
+    antigap = 2.0 * (PI - x) if lo else 2.0 * x  # pi (1 + c') = 2 (pi - theta)
+    k = PI - 2.0 * x if lo else 2.0 * x - PI
+    tn, cn, sn = _angle_from_gaps(gap, antigap, k, PI)
     return k / PI, tn, cn, sn
 
 
@@ -240,6 +303,11 @@ def smooth_f(code, q1, q2, p12, c, omc, opc, p):
         return a * a * (2.0 / PI) * math.asin(rho) + cc * cc
     if code == TRIG:
         a, b, kap = p[0], p[1], p[2]
+        x = b * b * q12
+        if abs(x) < 1.0:
+            # e^x - kappa e^-x = (1 - kappa) cosh x + (1 + kappa) sinh x: no cancellation
+            w = 0.5 * a * a * math.exp(-0.5 * b * b * (q1 + q2))
+            return w * ((1.0 - kap) * math.cosh(x) + (1.0 + kap) * math.sinh(x))
         dsq = math.sqrt(q1) - math.sqrt(q2)
         em = dsq * dsq + 2.0 * p12 * omc
         ep = dsq * dsq + 2.0 * p12 * opc
@@ -284,6 +352,10 @@ def smooth_g(code, q1, q2, p12, c, omc, opc, p):
         return a * a * b * b * (4.0 / PI) / math.sqrt(det)
     if code == TRIG:
         a, b, kap = p[0], p[1], p[2]
+        x = b * b * q12
+        if abs(x) < 1.0:
+            w = 0.5 * a * a * b * b * math.exp(-0.5 * b * b * (q1 + q2))
+            return w * ((1.0 + kap) * math.cosh(x) + (1.0 - kap) * math.sinh(x))
         dsq = math.sqrt(q1) - math.sqrt(q2)
         em = dsq * dsq + 2.0 * p12 * omc
         ep = dsq * dsq + 2.0 * p12 * opc
@@ -393,7 +465,7 @@ def diag_map(code, q, p):
 
 @numba.njit(cache=True, error_model="numpy")
 def pair_map(code, q1, q2, th, c, s, qn1, qn2, p):
-    """One activation on one pair: ``(q12', factor, theta', c', s')``.
+    """One activation on one pair: ``(q12', factor, x', c', s')``, ``x`` the acute angle.
 
     ``q1, q2``: incoming variances; ``qn1, qn2``: outgoing variances (from
     :func:`diag_map`).  Used by the scalar paths; the row kernel in
@@ -405,13 +477,13 @@ def pair_map(code, q1, q2, th, c, s, qn1, qn2, p):
         return p12 * kk, fac, tn, cn, sn
     if code == RECTMONO:
         n = int(p[0])
-        jn, jm, tn, cn, sn = rectmono_pair(th, c, s, n)
+        jn, jm, tn, cn, sn = rectmono_pair(th, c, s, p)
         if n == 0:
             return (jn / TWO_PI if p12 > 0.0 else 0.0), 0.0, tn, cn, sn
         pm = p12 ** (n - 1)
         return pm * p12 * jn / TWO_PI, n * n * pm * jm / TWO_PI, tn, cn, sn
     if code == SIGN:
-        kk, tn, cn, sn = sign_pair(th)
+        kk, tn, cn, sn = sign_pair(th, c)
         return (kk if p12 > 0.0 else 0.0), 0.0, tn, cn, sn
     if code == IDENTITY:
         return p12 * c, 1.0, th, c, s
@@ -424,6 +496,11 @@ def pair_map(code, q1, q2, th, c, s, qn1, qn2, p):
 def dual_params(activation) -> np.ndarray:
     """The float64 parameter vector of an activation for the numba kernels."""
     code, params = activation._dual_spec()
+    if code == RECTMONO:
+        n = int(params[0])
+        hn = antipodal_series(n)
+        hm = antipodal_series(n - 1) if n > 0 else [0.0] * len(hn)
+        return np.array([float(n), float(len(hn)), *hn, *hm])
     if code == POLY:
         coef = np.asarray(params, dtype=np.float64)
         deg = coef.size - 1
@@ -456,7 +533,7 @@ def _evaluate_flat(code, q1, q2, q12, p, out_f, out_g):
         else:
             c = 0.0
         s = math.sqrt((1.0 - c) * (1.0 + c))
-        th = atan2p(s, c)
+        th = atan2p(s, abs(c))
         f, g, _, _, _ = pair_map(code, a, b, th, c, s, qa, qb, p)
         out_f[i] = f
         out_g[i] = g

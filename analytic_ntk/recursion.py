@@ -2,11 +2,11 @@
 
 For each row ``i`` (rows in parallel) the kernel runs *all* layers on the row's
 entries ``j`` before moving on, holding per entry only the state
-``(theta, cos theta, sin theta, ntk)`` in row buffers: no per-layer ``n1 x n2``
-temporaries.  Inside a layer the loop over ``j`` has a fixed body, so it
-vectorises for the ReLU family and Dense layers (all maths is inlined, including
-:func:`analytic_ntk._fastmath.atan2p`).  The diagonals ``cov`` of every layer are
-computed once per input (``O(n L)``).
+``(min(theta, pi - theta), cos theta, sin theta, ntk)`` (see :mod:`analytic_ntk.duals`)
+in row buffers: no per-layer ``n1 x n2`` temporaries.  Inside a layer the loop
+over ``j`` has a fixed body, so it vectorises for the ReLU family and Dense layers
+(all maths is inlined, including :func:`analytic_ntk._fastmath.atan2p`).  The
+diagonals ``cov`` of every layer are computed once per input (``O(n L)``).
 
 Input layer (design.md section 2): ``nngp = x1 x2^T / d``.  The cosine comes from
 the Gram product; where ``|cos| > 0.95`` the angle is recomputed from the unit
@@ -128,7 +128,7 @@ def _dense_theta(c, s, w2, b2, pp, dsq, qn1, qn2):
     sa = np.sqrt(det)
     pn = np.sqrt(qn1 * qn2)
     inv = 1.0 / pn if pn > 0.0 else 0.0
-    th = atan2p(sa, q12n)
+    th = atan2p(sa, abs(q12n))  # acute angle
     return th, q12n * inv, sa * inv
 
 
@@ -147,7 +147,7 @@ def _init_row(grow, r1, nrow, xa, xn2, j0, th, cc, ss):
         s = np.sqrt((1.0 - c) * (1.0 + c))
         cc[jj] = c
         ss[jj] = s
-        th[jj] = atan2p(s, c)
+        th[jj] = atan2p(s, abs(c))
     d = xa.size
     for jj in range(m):
         if abs(cc[jj]) > _EXACT_ANGLE:
@@ -158,7 +158,7 @@ def _init_row(grow, r1, nrow, xa, xn2, j0, th, cc, ss):
                 dm += (xa[k] - xb[k]) * (xa[k] - xb[k])
                 dp += (xa[k] + xb[k]) * (xa[k] + xb[k])
             r2 = dm + dp
-            th[jj] = 2.0 * atan2p(np.sqrt(dm), np.sqrt(dp))
+            th[jj] = 2.0 * atan2p(np.sqrt(min(dm, dp)), np.sqrt(max(dm, dp)))  # acute
             cc[jj] = (dp - dm) / r2
             ss[jj] = 2.0 * np.sqrt(dm * dp) / r2
 
