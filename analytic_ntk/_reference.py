@@ -2,15 +2,18 @@
 
 The float64 inputs are taken as exact numbers.  The input kernel ``x1 x2^T / d`` and the
 variances ``|x|^2 / d`` are formed in mpmath, and the layer recursion of ``design.md``
-section 1 is run with the *naive* closed forms (``theta = acos(nngp / sqrt(cov1 cov2))``)
-at ``dps`` significant digits.  At 50 digits the half of the digits lost by ``acos`` near
-``c = +-1`` still leaves ~25 correct digits, far more than float64 needs.
+section 1 is run with the *naive* closed forms at ``dps`` significant digits: the angle is
+``atan2(sqrt(cov1 cov2 - nngp^2), nngp)`` (as naive as ``arccos(nngp / sqrt(cov1 cov2))``).
+At 50 digits the half of the digits lost near ``c = +-1`` still leaves ~25 correct
+digits, far more than float64 needs.
 
 Only the layer *specifications* of :mod:`analytic_ntk.layers` are used (their parameter
 fields); nothing from :mod:`analytic_ntk.duals` or :mod:`analytic_ntk.recursion`, so this
 module checks them independently.  Every dual below is written out here from the
 formulas of ``design.md`` section 2 (references in :func:`dual`).  It is slow (pure
 mpmath, loops over entries): use a handful of inputs.
+
+Angles below the working precision are snapped to 0 or pi (see ``_angle``).
 
 Conventions for zero variance (``P = sqrt(cov1 cov2) = 0``): the positively homogeneous
 families (ABRelu, RectifiedMonomial, Sign) give ``nngp' = 0`` (``sign(0) = step(0) = 0``,
@@ -52,13 +55,20 @@ def _mp(v):
 
 
 def _angle(q1, q2, q12):
-    """``(P, theta)``; ``theta = acos(q12 / P)`` clamped to [0, pi], ``pi/2`` when P = 0."""
-    p = mpmath.sqrt(q1 * q2)
-    if p == 0:
-        return p, mpmath.pi / 2
-    c = q12 / p
-    c = min(max(c, mpmath.mpf(-1)), mpmath.mpf(1))
-    return p, mpmath.acos(c)
+    """``(P, theta)`` with ``theta = atan2(sqrt(q1 q2 - q12^2), q12)``; ``pi/2`` when P = 0.
+
+    Angles below ``~10^-(dps/2 - 2)`` cannot be told from the rounding of
+    ``q1 q2 - q12^2`` at this precision and are snapped to 0 (or pi): exactly collinear
+    pairs (duplicates, ``d = 1``) stay exactly collinear, which matters because the
+    Sign and step duals map an angle ``t`` to one of order ``sqrt(t)``.
+    """
+    p2 = q1 * q2
+    if p2 == 0:
+        return mpmath.mpf(0), mpmath.pi / 2
+    det = p2 - q12 * q12
+    if det <= p2 * mpmath.mpf(10) ** (4 - mpmath.mp.dps):
+        det = mpmath.mpf(0)
+    return mpmath.sqrt(p2), mpmath.atan2(mpmath.sqrt(det), q12)
 
 
 def _odd_double_factorial(m):
@@ -186,8 +196,10 @@ def dual(act, q1, q2, q12):
             t1, t2 = 1 + q1, 1 + q2
             rho = t / mpmath.sqrt(t1 * t2)
             num = q1 * q2 + t * t * (1 - q1 * q2) / (t1 * t2)
-            return t / 4 + t * mpmath.asin(rho) / (2 * pi) + num / (
-                2 * pi * mpmath.sqrt(t1 * t2 - t * t)
+            return (
+                t / 4
+                + t * mpmath.asin(rho) / (2 * pi)
+                + num / (2 * pi * mpmath.sqrt(t1 * t2 - t * t))
             )
 
         return f(q12), mpmath.diff(f, q12)
@@ -328,15 +340,17 @@ def reference_kernel(network: Network, x1, x2=None, dps: int = 50):
     return ref.nngp, ref.ntk
 
 
-def scaled_error(got, ref, diag1, diag2, floor: float = 1e-6) -> np.ndarray:
+def scaled_error(got, ref, diag1=None, diag2=None, floor: float = 1e-6) -> np.ndarray:
     """Entrywise ``|K - K_ref| / max(|K_ref|, floor * sqrt(K_ref(x,x) K_ref(x',x')))``.
 
     Parameters
     ----------
-    got : array (n1, n2) of float64
-    ref : object array (n1, n2) of mpf
-    diag1, diag2 : object arrays (n1,), (n2,) of mpf
-        Reference diagonals ``K_ref(x1_i, x1_i)`` and ``K_ref(x2_j, x2_j)``.
+    got : array (n1, n2) or (n,) of float64
+    ref : object array of mpf, same shape
+    diag1, diag2 : object arrays (n1,), (n2,) of mpf, or None
+        Reference diagonals ``K_ref(x1_i, x1_i)`` and ``K_ref(x2_j, x2_j)``.  ``None``
+        (only for 1-D ``got``, whose entries are themselves diagonal values): plain
+        relative error.
     floor : float
         Entries much smaller than the diagonal scale are measured against
         ``floor`` times that scale.
@@ -350,15 +364,19 @@ def scaled_error(got, ref, diag1, diag2, floor: float = 1e-6) -> np.ndarray:
     got = np.asarray(got, dtype=np.float64)
     out = np.empty(got.shape)
     with mpmath.workdps(30):
-        for (i, j), g in np.ndenumerate(got):
-            r = ref[i, j]
+        for idx, g in np.ndenumerate(got):
+            r = ref[idx]
             if not np.isfinite(g):
-                out[i, j] = np.inf
+                out[idx] = np.inf
                 continue
             err = abs(_mp(g) - r)
-            den = max(abs(r), floor * mpmath.sqrt(abs(diag1[i] * diag2[j])))
-            if den == 0:
-                out[i, j] = 0.0 if err == 0 else np.inf
+            if diag1 is None:
+                den = abs(r)
             else:
-                out[i, j] = float(err / den)
+                i, j = idx
+                den = max(abs(r), floor * mpmath.sqrt(abs(diag1[i] * diag2[j])))
+            if den == 0:
+                out[idx] = 0.0 if err == 0 else np.inf
+            else:
+                out[idx] = float(err / den)
     return out

@@ -31,8 +31,10 @@ Families (``code``, parameters):
 * ``SIGN`` -- ``F = 1 - 2 theta / pi``, factor 0.
 * ``ERF (a, b, c)`` -- ``F = a^2 (2/pi) asin(2 b^2 q12 / sqrt((1+2b^2 q1)(1+2b^2 q2))) + c^2``,
   factor ``(4 a^2 b^2 / pi) / sqrt((1+2b^2 q1)(1+2b^2 q2) - 4 b^4 q12^2)`` (Williams 1997).
-* ``TRIG (a, b, kappa)`` -- ``a sin(b x + c)`` with ``kappa = cos 2c``:
-  ``F = a^2/2 [exp(-b^2 (q1+q2-2q12)/2) - kappa exp(-b^2 (q1+q2+2q12)/2)]``.
+* ``TRIG (a, b, sin^2 c, cos^2 c)`` -- ``a sin(b x + c)``: with ``kappa = cos 2c``,
+  ``F = a^2/2 [exp(-b^2 (q1+q2-2q12)/2) - kappa exp(-b^2 (q1+q2+2q12)/2)]``
+  ``= a^2 exp(-b^2 (q1+q2)/2) [sin^2 c cosh(b^2 q12) + cos^2 c sinh(b^2 q12)]`` (the form
+  used for ``|b^2 q12| < 1``; the phase enters only through ``sin^2 c``, ``cos^2 c``).
 * ``GELU`` -- ``x Phi(x)``: with ``D = (1+q1)(1+q2) - q12^2``,
   ``F = q12/4 + q12 asin(rho)/(2 pi)
   + [q1 q2 + q12^2 (1 - q1 q2)/((1+q1)(1+q2))] / (2 pi sqrt(D))``,
@@ -302,12 +304,13 @@ def smooth_f(code, q1, q2, p12, c, omc, opc, p):
         rho = b2 * q12 / math.sqrt((1.0 + b2 * q1) * (1.0 + b2 * q2))
         return a * a * (2.0 / PI) * math.asin(rho) + cc * cc
     if code == TRIG:
-        a, b, kap = p[0], p[1], p[2]
+        a, b, sn2, cs2 = p[0], p[1], p[2], p[3]
+        kap = cs2 - sn2
         x = b * b * q12
         if abs(x) < 1.0:
-            # e^x - kappa e^-x = (1 - kappa) cosh x + (1 + kappa) sinh x: no cancellation
-            w = 0.5 * a * a * math.exp(-0.5 * b * b * (q1 + q2))
-            return w * ((1.0 - kap) * math.cosh(x) + (1.0 + kap) * math.sinh(x))
+            # e^x - kappa e^-x = 2 sin^2(c) cosh x + 2 cos^2(c) sinh x: no cancellation
+            w = a * a * math.exp(-0.5 * b * b * (q1 + q2))
+            return w * (sn2 * math.cosh(x) + cs2 * math.sinh(x))
         dsq = math.sqrt(q1) - math.sqrt(q2)
         em = dsq * dsq + 2.0 * p12 * omc
         ep = dsq * dsq + 2.0 * p12 * opc
@@ -351,11 +354,12 @@ def smooth_g(code, q1, q2, p12, c, omc, opc, p):
         det = 1.0 + b2 * (q1 + q2) + b2 * b2 * p12 * p12 * omc * opc
         return a * a * b * b * (4.0 / PI) / math.sqrt(det)
     if code == TRIG:
-        a, b, kap = p[0], p[1], p[2]
+        a, b, sn2, cs2 = p[0], p[1], p[2], p[3]
+        kap = cs2 - sn2
         x = b * b * q12
         if abs(x) < 1.0:
-            w = 0.5 * a * a * b * b * math.exp(-0.5 * b * b * (q1 + q2))
-            return w * ((1.0 + kap) * math.cosh(x) + (1.0 - kap) * math.sinh(x))
+            w = a * a * b * b * math.exp(-0.5 * b * b * (q1 + q2))
+            return w * (cs2 * math.cosh(x) + sn2 * math.sinh(x))
         dsq = math.sqrt(q1) - math.sqrt(q2)
         em = dsq * dsq + 2.0 * p12 * omc
         ep = dsq * dsq + 2.0 * p12 * opc

@@ -299,12 +299,12 @@ class Sin(Activation):
         return self.a * self.b * np.cos(self.b * np.asarray(x, dtype=np.float64) + self.c)
 
     def _dual_spec(self):
-        return duals.TRIG, (self.a, self.b, math.cos(2.0 * self.c))
+        return duals.TRIG, (self.a, self.b, math.sin(self.c) ** 2, math.cos(self.c) ** 2)
 
 
 @dataclass(frozen=True)
 class Cos(Activation):
-    """``a cos(b x + c)`` (= ``Sin(a, b, c + pi/2)``, so ``cos(2c)`` changes sign)."""
+    """``a cos(b x + c)`` (= ``Sin(a, b, c + pi/2)``: ``sin^2`` and ``cos^2`` of the phase swap)."""
 
     a: float = 1.0
     b: float = 1.0
@@ -321,7 +321,7 @@ class Cos(Activation):
         return -self.a * self.b * np.sin(self.b * np.asarray(x, dtype=np.float64) + self.c)
 
     def _dual_spec(self):
-        return duals.TRIG, (self.a, self.b, -math.cos(2.0 * self.c))
+        return duals.TRIG, (self.a, self.b, math.cos(self.c) ** 2, math.sin(self.c) ** 2)
 
 
 @dataclass(frozen=True)
@@ -345,8 +345,8 @@ class Rbf(Activation):
         return math.sqrt(2.0) * b * np.cos(b * x + math.pi / 4)
 
     def _dual_spec(self):
-        # cos(2 * pi/4) = 0 exactly.
-        return duals.TRIG, (math.sqrt(2.0), math.sqrt(2.0 * self.gamma), 0.0)
+        # phase pi/4: sin^2 = cos^2 = 1/2 exactly.
+        return duals.TRIG, (math.sqrt(2.0), math.sqrt(2.0 * self.gamma), 0.5, 0.5)
 
 
 @dataclass(frozen=True)
