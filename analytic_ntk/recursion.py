@@ -9,8 +9,8 @@ over ``j`` has a fixed body, so it vectorises for the ReLU family and Dense laye
 diagonals ``cov`` of every layer are computed once per input (``O(n L)``).
 
 Input layer (design.md section 2): ``nngp = x1 x2^T / d``.  The cosine comes from
-the Gram product; where ``|cos| > 0.95`` the angle is recomputed from the unit
-vectors as ``theta = 2 atan2(|a - b|, |a + b|)``, which is accurate to an ulp
+the Gram product; where ``|cos| > 0.95`` the angle is recomputed from the vectors
+themselves (:func:`exact_angle`, compensated dot products), to a few ulp relative
 even for near-duplicate or antipodal inputs.
 
 References: Jacot, Gabriel & Hongler 2018 (NTK recursion); Lee et al. 2018 (NNGP);
@@ -26,11 +26,12 @@ import numpy as np
 from numba import prange
 
 from . import duals
-from ._fastmath import atan2p
+from ._fastmath import _fma, atan2p
 from .duals import (
     ABRELU,
     DENSE,
     IDENTITY,
+    RECTMONO,
     abrelu_pair,
     diag_map,
     one_minus_cos,
@@ -135,10 +136,92 @@ def _dense_theta(c, s, w2, b2, pp, dsq, qn1, qn2):
 _JIT = {"cache": True, "error_model": "numpy"}
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _two_prod(a, b):
+    h = a * b
+    return h, _fma(a, b, -h)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _two_sum(a, b):
+    s = a + b
+    z = s - a
+    return s, (a - (s - z)) + (b - z)
+
+
 @numba.njit(**_JIT)
-def _init_row(grow, r1, nrow, xa, xn2, j0, th, cc, ss):
+def _dot2(a, b):
+    """``a . b`` as an unevaluated sum ``hi + lo``, accurate as if computed in twice the
+    working precision (Ogita, Rump & Oishi 2005, "Accurate sum and dot product", Dot2)."""
+    hi = 0.0
+    lo = 0.0
+    for k in range(a.size):
+        h, r = _two_prod(a[k], b[k])
+        hi, q = _two_sum(hi, h)
+        lo += q + r
+    return hi, lo
+
+
+@numba.njit(**_JIT)
+def _exactly_parallel(a, b):
+    """Whether ``b = lambda a`` exactly for a real ``lambda``: ``a_k b_p == a_p b_k`` for
+    every ``k`` with ``p = argmax |a_k|``, each product compared exactly (value and
+    rounding error, by fused multiply-add)."""
+    p = 0
+    for k in range(a.size):
+        if abs(a[k]) > abs(a[p]):
+            p = k
+    ap = a[p]
+    bp = b[p]
+    for k in range(a.size):
+        u = a[k] * bp
+        v = ap * b[k]
+        if u != v or _fma(a[k], bp, -u) != _fma(ap, b[k], -v):
+            return False
+    return True
+
+
+@numba.njit(**_JIT)
+def exact_angle(a, b):
+    """Acute angle ``x = min(theta, pi - theta)``, ``cos(theta)`` and ``sin(theta)`` of
+    two non-zero vectors, each to a few ulp *relative* (also for near-parallel and
+    near-antipodal pairs).
+
+    With ``t = (a.b) / (a.a)`` in double-double (compensated dot products), the
+    residual ``r = b - t a`` is formed with fused multiply-adds, so ``|r| = |b| sin(theta)``
+    keeps its relative accuracy however small it is; then
+    ``x = atan2(|r|, |t| |a|)``, ``cos = t |a| / h``, ``sin = |r| / h``,
+    ``h = sqrt(t^2 |a|^2 + |r|^2)``.
+    """
+    aa_hi, aa_lo = _dot2(a, a)
+    ab_hi, ab_lo = _dot2(a, b)
+    t_hi = ab_hi / aa_hi
+    t_lo = (_fma(-t_hi, aa_hi, ab_hi) + ab_lo - t_hi * aa_lo) / aa_hi
+    rr = 0.0
+    for k in range(a.size):
+        r = _fma(-t_hi, a[k], b[k]) - t_lo * a[k]
+        rr += r * r
+    rn = np.sqrt(rr)
+    proj = abs(t_hi) * np.sqrt(aa_hi)
+    if rn <= 1e-28 * proj and _exactly_parallel(a, b):
+        # the residual is rounding (~1e-32 relative); the true angle is exactly zero,
+        # which matters because sqrt-type duals (Sign, step) amplify theta to sqrt(theta)
+        return 0.0, 1.0 if t_hi > 0.0 else -1.0, 0.0
+    h = np.sqrt(proj * proj + rr)
+    x = atan2p(rn, proj)
+    c = proj / h if t_hi >= 0.0 else -proj / h
+    return x, c, rn / h
+
+
+@numba.njit(**_JIT)
+def _init_row(grow, r1, nrow, xa, x2, j0, th, cc, ss, dr, rscale):
     """Input-layer angles of one row: cosine from the Gram row (vectorised loop), and
-    ``theta = 2 atan2(|a - b|, |a + b|)`` from the unit vectors where ``|cos| > 0.95``."""
+    :func:`exact_angle` from the vectors themselves where ``|cos| > 0.95``.
+
+    ``dr`` gets ``rscale (|x1| - |x2|)``, the difference of the input-layer ``sqrt(q)``;
+    where ``|cos| > 0.95`` it is formed as ``sum (a - b)(a + b) / (|a| + |b|)`` so that
+    it keeps its relative accuracy for pairs that differ mainly in norm.
+    """
     m = th.size
     for jj in range(m):
         den = r1 * nrow[jj]
@@ -148,19 +231,52 @@ def _init_row(grow, r1, nrow, xa, xn2, j0, th, cc, ss):
         cc[jj] = c
         ss[jj] = s
         th[jj] = atan2p(s, abs(c))
-    d = xa.size
+        dr[jj] = rscale * (r1 - nrow[jj])
     for jj in range(m):
         if abs(cc[jj]) > _EXACT_ANGLE:
-            xb = xn2[j0 + jj]
-            dm = 0.0
-            dp = 0.0
-            for k in range(d):
-                dm += (xa[k] - xb[k]) * (xa[k] - xb[k])
-                dp += (xa[k] + xb[k]) * (xa[k] + xb[k])
-            r2 = dm + dp
-            th[jj] = 2.0 * atan2p(np.sqrt(min(dm, dp)), np.sqrt(max(dm, dp)))  # acute
-            cc[jj] = (dp - dm) / r2
-            ss[jj] = 2.0 * np.sqrt(dm * dp) / r2
+            b = x2[j0 + jj]
+            th[jj], cc[jj], ss[jj] = exact_angle(xa, b)
+            acc = 0.0
+            for k in range(b.size):
+                acc += (xa[k] - b[k]) * (xa[k] + b[k])
+            den = r1 + nrow[jj]
+            dr[jj] = rscale * acc / den if den > 0.0 else 0.0
+
+
+@numba.njit(**_JIT)
+def _dense_gap(dr, r1, srow, rn1, snrow, w2):
+    """``r1' - r2'`` after ``q' = w^2 q + b^2`` from ``r1 - r2`` without cancellation:
+    ``w^2 (r1 - r2)(r1 + r2) / (r1' + r2')``."""
+    for jj in range(dr.size):
+        den = rn1 + snrow[jj]
+        dr[jj] = w2 * dr[jj] * (r1 + srow[jj]) / den if den > 0.0 else 0.0
+
+
+@numba.njit(**_JIT)
+def _act_gap(code, dr, r1, srow, rn1, snrow, p):
+    """``r1' - r2'`` after an activation: exactly scaled for the homogeneous ones
+    (ABRelu: ``sqrt((a^2 + b^2) / 2)``; rectified monomial of degree ``n >= 1``:
+    ``r' = sqrt(C) r^n`` so ``r1' - r2' = sqrt(C) (r1 - r2) sum_k r1^k r2^(n-1-k)``);
+    otherwise the difference of the outgoing ``sqrt(q')``."""
+    if code == IDENTITY:
+        return
+    if code == ABRELU:
+        f = np.sqrt(0.5 * (p[0] * p[0] + p[1] * p[1]))
+        for jj in range(dr.size):
+            dr[jj] *= f
+        return
+    n = int(p[0])
+    if code == RECTMONO and n >= 1:
+        f = np.sqrt(diag_map(code, 1.0, p)[0])
+        for jj in range(dr.size):
+            r2 = srow[jj]
+            acc = 0.0
+            for k in range(n):
+                acc += r1**k * r2 ** (n - 1 - k)
+            dr[jj] = f * dr[jj] * acc
+        return
+    for jj in range(dr.size):
+        dr[jj] = rn1 - snrow[jj]
 
 
 @numba.njit(**_JIT)
@@ -177,11 +293,11 @@ def _dense_ntk(cc, nk, r1, srow, w2, b2, std, nin):
 
 
 @numba.njit(**_JIT)
-def _dense_angle(th, cc, ss, r1, srow, qn1, qrow, w2, b2):
-    """Angle after a Dense layer with bias (see :func:`_dense_theta`)."""
+def _dense_angle(th, cc, ss, r1, srow, dr, qn1, qrow, w2, b2):
+    """Angle after a Dense layer with bias (see :func:`_dense_theta`); ``dr`` holds
+    ``sqrt(q1) - sqrt(q2)`` of the incoming variances."""
     for jj in range(th.size):
-        r2 = srow[jj]
-        t, c, s = _dense_theta(cc[jj], ss[jj], w2, b2, r1 * r2, r1 - r2, qn1, qrow[jj])
+        t, c, s = _dense_theta(cc[jj], ss[jj], w2, b2, r1 * srow[jj], dr[jj], qn1, qrow[jj])
         th[jj] = t
         cc[jj] = c
         ss[jj] = s
@@ -220,39 +336,50 @@ def _final_row(grow, krow, r1, srow, cc, nk):
 
 
 @numba.njit(**_JIT)
-def _row(i, j0, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2):
-    """All layers for the entries ``(i, j)``, ``j >= j0``, of one row."""
+def _row(i, j0, nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, gap_until):
+    """All layers for the entries ``(i, j)``, ``j >= j0``, of one row.  The norm gap
+    ``sqrt(q1) - sqrt(q2)`` is carried through the layers before ``gap_until`` (the last
+    Dense layer with a bias, which needs it)."""
     m = nngp.shape[1] - j0
     th = np.empty(m)
     cc = np.empty(m)
     ss = np.empty(m)
+    dr = np.empty(m)
     nk = np.zeros(m)
     grow = nngp[i, j0:]
-    _init_row(grow, nrm1[i], nrm2[j0:], xn1[i], xn2, j0, th, cc, ss)
+    rscale = 1.0 / np.sqrt(x1.shape[1])  # sqrt(q) = |x| / sqrt(d) at the input
+    _init_row(grow, nrm1[i], nrm2[j0:], x1[i], x2, j0, th, cc, ss, dr, rscale)
     for layer in range(codes.size):
         code = codes[layer]
         p = params[layer]
+        r1 = sq1[layer, i]
+        srow = sq2[layer, j0:]
         if code == DENSE:
             w2 = p[0] * p[0]
             b2 = p[1] * p[1]
-            r1 = sq1[layer, i]
-            srow = sq2[layer, j0:]
             _dense_ntk(cc, nk, r1, srow, w2, b2, p[2] > 0.0, p[3])
             if b2 > 0.0:
-                _dense_angle(th, cc, ss, r1, srow, dq1[layer + 1, i], dq2[layer + 1, j0:], w2, b2)
-        elif code == ABRELU:
+                _dense_angle(th, cc, ss, r1, srow, dr, dq1[layer + 1, i], dq2[layer + 1, j0:],
+                             w2, b2)
+            if layer < gap_until:
+                _dense_gap(dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:], w2)
+            continue
+        if code == ABRELU:
             _abrelu_row(th, cc, ss, nk, p[0], p[1])
         elif code != IDENTITY:
             _generic_row(
                 code, th, cc, ss, nk, dq1[layer, i], dq2[layer, j0:], dq1[layer + 1, i],
                 dq2[layer + 1, j0:], p,
             )
+        if layer < gap_until:
+            _act_gap(code, dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:], p)
     last = codes.size
     return _final_row(grow, ntk[i, j0:], sq1[last, i], sq2[last, j0:], cc, nk)
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
-def _fused(nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, sym, bad):
+def _fused(nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, sym, bad,
+           gap_until):
     """Overwrite ``nngp`` (holding ``x1 x2^T`` on entry) with the output NNGP and fill
     ``ntk``.  With ``sym`` only ``j >= i`` is computed, rows paired ``(p, n-1-p)``
     so that every parallel task has the same amount of work."""
@@ -261,15 +388,20 @@ def _fused(nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, s
         half = (n1 + 1) // 2
         for pidx in prange(half):
             i = pidx
-            bad[i] = _row(i, i, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2)
+            bad[i] = _row(
+                i, i, nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, gap_until
+            )
             i2 = n1 - 1 - pidx
             if i2 != i:
                 bad[i2] = _row(
-                    i2, i2, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2
+                    i2, i2, nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2,
+                    gap_until,
                 )
     else:
         for i in prange(n1):
-            bad[i] = _row(i, 0, nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2)
+            bad[i] = _row(
+                i, 0, nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, gap_until
+            )
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
@@ -307,10 +439,8 @@ def _as_inputs(x, name):
     return np.ascontiguousarray(arr)
 
 
-def _unit_rows(x):
-    nrm = np.sqrt(np.einsum("ij,ij->i", x, x))
-    safe = np.where(nrm > 0, nrm, 1.0)
-    return nrm, np.ascontiguousarray(x / safe[:, None])
+def _norms(x):
+    return np.sqrt(np.einsum("ij,ij->i", x, x))
 
 
 def _diagonals(codes, params, x):
@@ -350,14 +480,17 @@ def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
     dq2 = dq1 if sym else _diagonals(codes, params, x2)[0]
     sq1 = np.sqrt(dq1)
     sq2 = sq1 if sym else np.sqrt(dq2)
-    nrm1, xn1 = _unit_rows(x1)
-    nrm2, xn2 = (nrm1, xn1) if sym else _unit_rows(x2)
+    nrm1 = _norms(x1)
+    nrm2 = nrm1 if sym else _norms(x2)
     n1, n2 = x1.shape[0], x2.shape[0]
     nngp = np.empty((n1, n2))
     np.matmul(x1, x2.T, out=nngp)
     ntk = np.empty((n1, n2))
     bad = np.zeros(n1, dtype=np.bool_)
-    _fused(nngp, ntk, xn1, xn2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, sym, bad)
+    biased = [k for k in range(codes.size) if codes[k] == DENSE and params[k, 1] != 0.0]
+    gap_until = max(biased, default=0)
+    _fused(nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, sym, bad,
+           gap_until)
     if bad.any():
         raise ValueError("kernel is not finite (overflow in an activation's dual)")
     if sym:
