@@ -18,6 +18,7 @@ from __future__ import annotations
 import numba
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._generated.fastmath_coeffs import ATAN_Q, PIO4_HI, PIO4_LO, TAN_PI_8
@@ -39,6 +40,39 @@ def _fma(typingctx, a, b, c):
         f64 = ir.DoubleType()
         fn = builder.module.declare_intrinsic("llvm.fma", [f64], ir.FunctionType(f64, [f64] * 3))
         return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def _store_nt(typingctx, arr, i, j, val):
+    """``arr[i, j] = val`` as a non-temporal (streaming) store: the cache line is not
+    read first and bypasses the cache, for outputs that are written once and not read
+    again soon (the mirrored lower triangle of a kernel matrix)."""
+    if not (
+        isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float64
+        and val == types.float64
+        and isinstance(i, types.Integer) and isinstance(j, types.Integer)
+    ):
+        return None
+    sig = types.void(arr, i, j, val)
+
+    def codegen(context, builder, signature, args):
+        aty = signature.args[0]
+        a = context.make_array(aty)(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, a.shape, 2)
+        strides = cgutils.unpack_tuple(builder, a.strides, 2)
+        idx = [
+            context.cast(builder, args[1], signature.args[1], types.intp),
+            context.cast(builder, args[2], signature.args[2], types.intp),
+        ]
+        ptr = cgutils.get_item_pointer2(
+            context, builder, a.data, shape, strides, aty.layout, idx
+        )
+        store = builder.store(args[3], ptr)
+        flag = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+        store.set_metadata("nontemporal", flag)
+        return context.get_dummy_value()
 
     return sig, codegen
 

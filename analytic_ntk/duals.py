@@ -133,24 +133,32 @@ def _angle_from_gaps(gap, antigap, k, scale):
     """``(x', c', s')`` from ``gap = scale (1 - c')``, ``antigap = scale (1 + c')``,
     ``k = scale c'`` (``x'`` the acute angle); degenerate ``scale = 0`` gives
     ``(pi/2, 0, 1)``."""
+    sa, cn, sn = cos_sin_from_gaps(gap, antigap, k, scale)
+    th = atan2p(sa, abs(k)) if scale > 0.0 else HALF_PI
+    return th, cn, sn
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def cos_sin_from_gaps(gap, antigap, k, scale):
+    """``(scale s', c', s')`` as in :func:`_angle_from_gaps`, without the angle."""
     g = gap if gap > 0.0 else 0.0
     h = antigap if antigap > 0.0 else 0.0
     sa = math.sqrt(g * h)
     ok = scale > 0.0
     inv = 1.0 / scale if ok else 0.0
-    th = atan2p(sa, abs(k)) if ok else HALF_PI
     cn = k * inv if ok else 0.0
     sn = sa * inv if ok else 1.0
-    return th, cn, sn
+    return sa, cn, sn
 
 
 # ----------------------------------------------------------------- homogeneous
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def abrelu_pair(x, c, s, a, b):
-    """ABRelu on a pair: returns ``(K / (2 pi), factor, x', c', s')`` where the
-    output covariance is ``q12' = P K / (2 pi)``, ``K = D0 cos(theta) + (a-b)^2 S(theta)``.
+def abrelu_gaps(x, c, s, a, b):
+    """ABRelu on a pair: returns ``(K, factor, D0 - K, D0 + K, D0)`` where the
+    output covariance is ``q12' = P K / (2 pi)``, ``K = D0 cos(theta) + (a-b)^2 S(theta)``
+    and the outgoing cosine is ``K / D0``.
 
     ``x`` is the acute angle (module docstring). Gap and anti-gap of ``K`` against
     ``D0 = (a^2 + b^2) pi``, without cancellation: for ``theta <= pi/2`` (``x = theta``),
@@ -172,8 +180,15 @@ def abrelu_pair(x, c, s, a, b):
     k = d0 * c + dd * st if lo else 2.0 * a * b * PI * c + dd * sx
     gap = d0 * omc - dd * st if lo else PI * ((a + b) * (a + b) - 2.0 * a * b * opc) - dd * sx
     antigap = d0 * opc + dd * st
-    tn, cn, sn = _angle_from_gaps(gap, antigap, k, d0)
     fac = (d0 - dd * x if lo else 2.0 * a * b * PI + dd * x) * (1.0 / TWO_PI)
+    return k, fac, gap, antigap, d0
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def abrelu_pair(x, c, s, a, b):
+    """ABRelu on a pair: ``(K / (2 pi), factor, x', c', s')`` (see :func:`abrelu_gaps`)."""
+    k, fac, gap, antigap, d0 = abrelu_gaps(x, c, s, a, b)
+    tn, cn, sn = _angle_from_gaps(gap, antigap, k, d0)
     return k * (1.0 / TWO_PI), fac, tn, cn, sn
 
 

@@ -24,15 +24,19 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 from numba import prange
+from scipy.linalg.blas import dsyrk
 
 from . import duals
-from ._fastmath import _fma, atan2p
+from ._fastmath import _fma, _store_nt, atan2p
 from .duals import (
     ABRELU,
     DENSE,
     IDENTITY,
     RECTMONO,
+    SIGN,
+    abrelu_gaps,
     abrelu_pair,
+    cos_sin_from_gaps,
     diag_map,
     one_minus_cos,
     pair_map,
@@ -121,16 +125,14 @@ def _diag_recursion(codes, params, q0, dq, dn):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _dense_theta(c, s, w2, b2, pp, dsq, qn1, qn2):
-    # Angle after z' = w z + b: the output determinant
-    # q1'q2' - q12'^2 = w^4 P^2 s^2 + w^2 b^2 ((sqrt q1 - sqrt q2)^2 + 2 P (1 - c))
+def _dense_gaps(c, s, w2, b2, pp, dsq):
+    """After ``z' = w z + b``: ``(sqrt(det'), q12')`` with the output determinant
+    ``q1'q2' - q12'^2 = w^4 P^2 s^2 + w^2 b^2 ((sqrt q1 - sqrt q2)^2 + 2 P (1 - c))``,
+    a sum of non-negative terms (no cancellation); ``P = sqrt(q1 q2)``, ``dsq`` the
+    norm gap ``sqrt q1 - sqrt q2``."""
     q12n = w2 * pp * c + b2
     det = w2 * w2 * pp * pp * s * s + w2 * b2 * (dsq * dsq + 2.0 * pp * one_minus_cos(c, s))
-    sa = np.sqrt(det)
-    pn = np.sqrt(qn1 * qn2)
-    inv = 1.0 / pn if pn > 0.0 else 0.0
-    th = atan2p(sa, abs(q12n))  # acute angle
-    return th, q12n * inv, sa * inv
+    return np.sqrt(det), q12n
 
 
 _JIT = {"cache": True, "error_model": "numpy"}
@@ -214,26 +216,36 @@ def exact_angle(a, b):
 
 
 @numba.njit(**_JIT)
-def _init_row(grow, r1, nrow, xa, x2, j0, th, cc, ss, dr, rscale):
+def _init_row(grow, r1, nrow, ir1, inrow, xa, x2, j0, th, cc, ss, dr, rscale, want, diag):
     """Input-layer angles of one row: cosine from the Gram row (vectorised loop), and
-    :func:`exact_angle` from the vectors themselves where ``|cos| > 0.95``.
+    :func:`exact_angle` from the vectors themselves where ``|cos| > 0.95``; the angle
+    itself only if ``want`` (the next layer reads it).  ``ir1``, ``inrow``: inverse norms;
+    ``diag``: the column of the entry ``(x, x)`` when ``x2`` is ``x1`` (else -1).
 
     ``dr`` gets ``rscale (|x1| - |x2|)``, the difference of the input-layer ``sqrt(q)``;
     where ``|cos| > 0.95`` it is formed as ``sum (a - b)(a + b) / (|a| + |b|)`` so that
     it keeps its relative accuracy for pairs that differ mainly in norm.
     """
     m = th.size
+    top = 0.0
     for jj in range(m):
-        den = r1 * nrow[jj]
-        inv = 1.0 / den if den > 0.0 else 0.0
-        c = min(max(grow[jj] * inv, -1.0), 1.0)
-        s = np.sqrt((1.0 - c) * (1.0 + c))
+        c = min(max(grow[jj] * (ir1 * inrow[jj]), -1.0), 1.0)
         cc[jj] = c
-        ss[jj] = s
-        th[jj] = atan2p(s, abs(c))
+        ss[jj] = np.sqrt((1.0 - c) * (1.0 + c))
         dr[jj] = rscale * (r1 - nrow[jj])
+        top = max(top, abs(c) if jj != diag else 0.0)
+    if want:
+        for jj in range(m):
+            th[jj] = atan2p(ss[jj], abs(cc[jj]))
+    if diag >= 0:  # the pair (x, x) itself: angle exactly zero
+        th[diag] = 0.0
+        cc[diag] = 1.0
+        ss[diag] = 0.0
+        dr[diag] = 0.0
+    if top <= _EXACT_ANGLE:
+        return
     for jj in range(m):
-        if abs(cc[jj]) > _EXACT_ANGLE:
+        if jj != diag and abs(cc[jj]) > _EXACT_ANGLE:
             b = x2[j0 + jj]
             th[jj], cc[jj], ss[jj] = exact_angle(xa, b)
             acc = 0.0
@@ -293,24 +305,49 @@ def _dense_ntk(cc, nk, r1, srow, w2, b2, std, nin):
 
 
 @numba.njit(**_JIT)
-def _dense_angle(th, cc, ss, r1, srow, dr, qn1, qrow, w2, b2):
-    """Angle after a Dense layer with bias (see :func:`_dense_theta`); ``dr`` holds
-    ``sqrt(q1) - sqrt(q2)`` of the incoming variances."""
-    for jj in range(th.size):
-        t, c, s = _dense_theta(cc[jj], ss[jj], w2, b2, r1 * srow[jj], dr[jj], qn1, qrow[jj])
-        th[jj] = t
-        cc[jj] = c
-        ss[jj] = s
+def _dense_angle(th, cc, ss, r1, srow, dr, iq1, iqrow, w2, b2, want):
+    """Angle after a Dense layer with bias (see :func:`_dense_gaps`); ``dr`` holds
+    ``sqrt(q1) - sqrt(q2)`` of the incoming variances, ``iq1``, ``iqrow`` the inverse
+    outgoing ``sqrt(q')``.  The angle itself only if ``want``."""
+    if want:
+        for jj in range(th.size):
+            sa, k = _dense_gaps(cc[jj], ss[jj], w2, b2, r1 * srow[jj], dr[jj])
+            inv = iq1 * iqrow[jj]
+            th[jj] = atan2p(sa, abs(k))
+            cc[jj] = k * inv
+            ss[jj] = sa * inv
+    else:
+        for jj in range(th.size):
+            sa, k = _dense_gaps(cc[jj], ss[jj], w2, b2, r1 * srow[jj], dr[jj])
+            inv = iq1 * iqrow[jj]
+            cc[jj] = k * inv
+            ss[jj] = sa * inv
 
 
 @numba.njit(**_JIT)
-def _abrelu_row(th, cc, ss, nk, a, b):
-    for jj in range(th.size):
-        _, fac, t, c, s = abrelu_pair(th[jj], cc[jj], ss[jj], a, b)
-        nk[jj] *= fac
-        th[jj] = t
-        cc[jj] = c
-        ss[jj] = s
+def _dense_cos(cc, r1, srow, iq1, iqrow, w2, b2):
+    """Cosine alone after a Dense layer with bias: ``(w^2 P c + b^2) / sqrt(q1' q2')``."""
+    for jj in range(cc.size):
+        cc[jj] = (w2 * (r1 * srow[jj]) * cc[jj] + b2) * (iq1 * iqrow[jj])
+
+
+@numba.njit(**_JIT)
+def _abrelu_row(th, cc, ss, nk, a, b, want):
+    """ABRelu on a row (see :func:`duals.abrelu_gaps`); the angle only if ``want``."""
+    if want:
+        for jj in range(th.size):
+            _, fac, t, c, s = abrelu_pair(th[jj], cc[jj], ss[jj], a, b)
+            nk[jj] *= fac
+            th[jj] = t
+            cc[jj] = c
+            ss[jj] = s
+    else:
+        for jj in range(th.size):
+            k, fac, gap, antigap, d0 = abrelu_gaps(th[jj], cc[jj], ss[jj], a, b)
+            _, c, s = cos_sin_from_gaps(gap, antigap, k, d0)
+            nk[jj] *= fac
+            cc[jj] = c
+            ss[jj] = s
 
 
 @numba.njit(**_JIT)
@@ -336,90 +373,132 @@ def _final_row(grow, krow, r1, srow, cc, nk):
 
 
 @numba.njit(**_JIT)
-def _row(i, j0, nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, gap_until):
-    """All layers for the entries ``(i, j)``, ``j >= j0``, of one row.  The norm gap
-    ``sqrt(q1) - sqrt(q2)`` is carried through the layers before ``gap_until`` (the last
-    Dense layer with a bias, which needs it)."""
-    m = nngp.shape[1] - j0
-    th = np.empty(m)
-    cc = np.empty(m)
-    ss = np.empty(m)
-    dr = np.empty(m)
-    nk = np.zeros(m)
-    grow = nngp[i, j0:]
+def _segment(i, j0, j1, work, nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, sq1, sq2, iq1,
+             iq2, flags, diag):
+    """All layers for the entries ``(i, j)``, ``j0 <= j < j1``, of one row; ``work``
+    (5, >= j1 - j0) holds the per-entry state.
+
+    ``pre = (nrm1, nrm2, inrm1, inrm2)``: input norms and their inverses; ``iq``: inverse
+    ``sqrt(q)`` per layer.  ``flags[l]``: bit 0, the input angle of layer ``l`` is read
+    (row ``L``: after the last layer); bit 1, carry the norm gap ``sqrt(q1) - sqrt(q2)``
+    through layer ``l`` (a later Dense layer with a bias needs it); bit 2, layer ``l`` is
+    in the final run of Dense/Identity layers and only the cosine is carried.
+    """
+    nrm1, nrm2, inrm1, inrm2 = pre
+    m = j1 - j0
+    th = work[0, :m]
+    cc = work[1, :m]
+    ss = work[2, :m]
+    dr = work[3, :m]
+    nk = work[4, :m]
+    nk[:] = 0.0
+    grow = nngp[i, j0:j1]
     rscale = 1.0 / np.sqrt(x1.shape[1])  # sqrt(q) = |x| / sqrt(d) at the input
-    _init_row(grow, nrm1[i], nrm2[j0:], x1[i], x2, j0, th, cc, ss, dr, rscale)
+    _init_row(
+        grow, nrm1[i], nrm2[j0:j1], inrm1[i], inrm2[j0:j1], x1[i], x2, j0, th, cc, ss, dr, rscale,
+        flags[0] & 1, diag,
+    )
     for layer in range(codes.size):
         code = codes[layer]
         p = params[layer]
         r1 = sq1[layer, i]
-        srow = sq2[layer, j0:]
+        srow = sq2[layer, j0:j1]
+        want = flags[layer + 1] & 1
+        gap = flags[layer] & 2
         if code == DENSE:
             w2 = p[0] * p[0]
             b2 = p[1] * p[1]
             _dense_ntk(cc, nk, r1, srow, w2, b2, p[2] > 0.0, p[3])
-            if b2 > 0.0:
-                _dense_angle(th, cc, ss, r1, srow, dr, dq1[layer + 1, i], dq2[layer + 1, j0:],
-                             w2, b2)
-            if layer < gap_until:
-                _dense_gap(dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:], w2)
+            if b2 > 0.0 and flags[layer] & 4:
+                _dense_cos(cc, r1, srow, iq1[layer + 1, i], iq2[layer + 1, j0:j1], w2, b2)
+            elif b2 > 0.0:
+                _dense_angle(
+                    th, cc, ss, r1, srow, dr, iq1[layer + 1, i], iq2[layer + 1, j0:j1], w2, b2,
+                    want,
+                )
+            if gap:
+                _dense_gap(dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:j1], w2)
             continue
         if code == ABRELU:
-            _abrelu_row(th, cc, ss, nk, p[0], p[1])
+            _abrelu_row(th, cc, ss, nk, p[0], p[1], want)
         elif code != IDENTITY:
             _generic_row(
-                code, th, cc, ss, nk, dq1[layer, i], dq2[layer, j0:], dq1[layer + 1, i],
-                dq2[layer + 1, j0:], p,
+                code, th, cc, ss, nk, dq1[layer, i], dq2[layer, j0:j1], dq1[layer + 1, i],
+                dq2[layer + 1, j0:j1], p,
             )
-        if layer < gap_until:
-            _act_gap(code, dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:], p)
+        if gap:
+            _act_gap(code, dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:j1], p)
     last = codes.size
-    return _final_row(grow, ntk[i, j0:], sq1[last, i], sq2[last, j0:], cc, nk)
+    return _final_row(grow, ntk[i, j0:j1], sq1[last, i], sq2[last, j0:j1], cc, nk)
+
+
+_CHUNK = 512  # columns per segment: the per-entry state stays in the L1/L2 cache
+
+
+@numba.njit(**_JIT)
+def _row(i, j0, nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, sq1, sq2, iq1, iq2, flags, sym):
+    """All layers for the entries ``(i, j)``, ``j >= j0``, of one row, in segments of
+    ``_CHUNK`` columns (see :func:`_segment`); True if any entry is not finite.  With
+    ``sym`` (``x2`` is ``x1``) the entry ``(i, i)`` gets the angle zero directly."""
+    n2 = nngp.shape[1]
+    work = np.empty((5, min(_CHUNK, n2 - j0)))
+    bad = False
+    for a in range(j0, n2, _CHUNK):
+        b = min(a + _CHUNK, n2)
+        diag = i - a if sym and a <= i < b else -1
+        bad |= _segment(
+            i, a, b, work, nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, sq1, sq2, iq1, iq2,
+            flags, diag,
+        )
+    return bad
+
+
+_BLOCK = 32  # rows per block of the symmetric pass
+
+
+@numba.njit(**_JIT)
+def _mirror_rows(a, b, i0, i1):
+    """Copy the upper-triangle entries of rows ``i0 <= i < i1`` of ``a`` and ``b`` to
+    their mirror images ``(j, i)``, ``j > i``, while those rows are still in cache
+    (streaming stores: the lower triangle is not read back)."""
+    n = a.shape[0]
+    for j in range(i0 + 1, n):
+        for i in range(i0, min(i1, j)):
+            _store_nt(a, j, i, a[i, j])
+            _store_nt(b, j, i, b[i, j])
+
+
+@numba.njit(**_JIT)
+def _sym_block(blk, nngp, ntk, x, pre, codes, params, dq, sq, iq, flags, bad):
+    """Rows ``blk * _BLOCK ...`` of the symmetric kernel (``j >= i``), then their mirror."""
+    i0 = blk * _BLOCK
+    i1 = min(nngp.shape[0], i0 + _BLOCK)
+    for i in range(i0, i1):
+        bad[i] = _row(
+            i, i, nngp, ntk, x, x, pre, codes, params, dq, dq, sq, sq, iq, iq, flags, True
+        )
+    _mirror_rows(nngp, ntk, i0, i1)
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
-def _fused(nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, sym, bad,
-           gap_until):
+def _fused(nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, sq1, sq2, iq1, iq2, flags, sym, bad):
     """Overwrite ``nngp`` (holding ``x1 x2^T`` on entry) with the output NNGP and fill
-    ``ntk``.  With ``sym`` only ``j >= i`` is computed, rows paired ``(p, n-1-p)``
-    so that every parallel task has the same amount of work."""
+    ``ntk``.  With ``sym`` only ``j >= i`` is computed, in blocks of ``_BLOCK`` rows
+    paired ``(p, nb-1-p)`` so that every parallel task has the same amount of work; each
+    block is mirrored into the lower triangle as soon as it is done."""
     n1 = nngp.shape[0]
     if sym:
-        half = (n1 + 1) // 2
-        for pidx in prange(half):
-            i = pidx
-            bad[i] = _row(
-                i, i, nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, gap_until
-            )
-            i2 = n1 - 1 - pidx
-            if i2 != i:
-                bad[i2] = _row(
-                    i2, i2, nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2,
-                    gap_until,
+        nb = (n1 + _BLOCK - 1) // _BLOCK
+        for pidx in prange((nb + 1) // 2):
+            _sym_block(pidx, nngp, ntk, x1, pre, codes, params, dq1, sq1, iq1, flags, bad)
+            if nb - 1 - pidx != pidx:
+                _sym_block(
+                    nb - 1 - pidx, nngp, ntk, x1, pre, codes, params, dq1, sq1, iq1, flags, bad
                 )
     else:
         for i in prange(n1):
-            bad[i] = _row(
-                i, 0, nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, gap_until
-            )
-
-
-@numba.njit(cache=True, error_model="numpy", parallel=True)
-def _mirror(a, b):
-    """Copy the upper triangles of ``a`` and ``b`` into their lower triangles (blocked)."""
-    n = a.shape[0]
-    bs = 64
-    nb = (n + bs - 1) // bs
-    for ib in prange(nb):
-        i0 = ib * bs
-        i1 = min(n, i0 + bs)
-        for jb in range(ib + 1):
-            j0 = jb * bs
-            j1 = min(n, j0 + bs)
-            for i in range(i0, i1):
-                for j in range(j0, min(j1, i)):
-                    a[i, j] = a[j, i]
-                    b[i, j] = b[j, i]
+            bad[i] = _row(i, 0, nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, sq1, sq2,
+                          iq1, iq2, flags, False)
 
 
 # ------------------------------------------------------------------ Python API
@@ -441,6 +520,71 @@ def _as_inputs(x, name):
 
 def _norms(x):
     return np.sqrt(np.einsum("ij,ij->i", x, x))
+
+
+def _gram(x1, x2, sym):
+    """``x1 x2^T`` as a C-ordered array; for ``x2 = x1`` only its upper triangle, by BLAS
+    ``dsyrk`` (half the products, and no copy into the lower triangle, which
+    :func:`_fused` fills by symmetry)."""
+    if sym:
+        # dsyrk on the Fortran-ordered view x1^T (no copy) gives C = x1 x1^T in Fortran
+        # order, lower triangle; its transpose is C-ordered with the upper triangle.
+        return dsyrk(1.0, x1.T, trans=1, lower=1).T
+    out = np.empty((x1.shape[0], x2.shape[0]))
+    np.matmul(x1, x2.T, out=out)
+    return out
+
+
+def _inverse(a):
+    """``1 / a`` where ``a > 0``, else 0."""
+    out = np.zeros_like(a)
+    np.divide(1.0, a, out=out, where=a > 0.0)
+    return out
+
+
+def _flags(codes, params):
+    """Per layer boundary ``l = 0..L``: bit 0 if the angle entering layer ``l`` is read
+    (by ABRelu, rectified monomials, Sign; passed through Identity and bias-free Dense;
+    a Dense layer with bias recomputes it from cos and sin); bit 1 if the norm gap is
+    carried through layer ``l`` (some later Dense layer outside the tail has a bias);
+    bit 2 if layer ``l`` is in the tail of Dense and Identity layers, where only the
+    cosine is carried (the output NNGP reads nothing else)."""
+    n = codes.size
+    flags = np.zeros(n + 1, dtype=np.int64)
+    need = 0
+    later_bias = False
+    tail = True  # only Dense and Identity layers from here on: they read cos alone
+    for k in range(n - 1, -1, -1):
+        code = codes[k]
+        tail = tail and code in (DENSE, IDENTITY)
+        if tail:
+            flags[k] |= 4
+        if later_bias:
+            flags[k] |= 2
+        if code == DENSE:
+            if params[k, 1] != 0.0:
+                need = 0
+                later_bias = later_bias or not tail
+        elif code in (ABRELU, RECTMONO, SIGN):
+            need = 1
+        elif code != IDENTITY:
+            need = 0  # smooth duals read cos and sin only
+        flags[k] |= need
+    return flags
+
+
+def _row_state(codes, params, x1, x2, dq1, dq2, sym):
+    """The per-row inputs of :func:`_fused` after ``x1, x2``: ``(pre, codes, params, dq1,
+    dq2, sq1, sq2, iq1, iq2, flags)`` (O(n L) work)."""
+    sq1 = np.sqrt(dq1)
+    sq2 = sq1 if sym else np.sqrt(dq2)
+    iq1 = _inverse(sq1)
+    iq2 = iq1 if sym else _inverse(sq2)
+    nrm1 = _norms(x1)
+    nrm2 = nrm1 if sym else _norms(x2)
+    inrm1 = _inverse(nrm1)
+    pre = (nrm1, nrm2, inrm1, inrm1 if sym else _inverse(nrm2))
+    return pre, codes, params, dq1, dq2, sq1, sq2, iq1, iq2, _flags(codes, params)
 
 
 def _diagonals(codes, params, x):
@@ -478,21 +622,12 @@ def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
         return Kernel(nngp=dq1[-1].copy(), ntk=dn1[-1].copy(), cov1=dq1[-1].copy(),
                       cov2=dq1[-1].copy())
     dq2 = dq1 if sym else _diagonals(codes, params, x2)[0]
-    sq1 = np.sqrt(dq1)
-    sq2 = sq1 if sym else np.sqrt(dq2)
-    nrm1 = _norms(x1)
-    nrm2 = nrm1 if sym else _norms(x2)
+    state = _row_state(codes, params, x1, x2, dq1, dq2, sym)
     n1, n2 = x1.shape[0], x2.shape[0]
-    nngp = np.empty((n1, n2))
-    np.matmul(x1, x2.T, out=nngp)
+    nngp = _gram(x1, x2, sym)
     ntk = np.empty((n1, n2))
     bad = np.zeros(n1, dtype=np.bool_)
-    biased = [k for k in range(codes.size) if codes[k] == DENSE and params[k, 1] != 0.0]
-    gap_until = max(biased, default=0)
-    _fused(nngp, ntk, x1, x2, nrm1, nrm2, codes, params, dq1, dq2, sq1, sq2, sym, bad,
-           gap_until)
+    _fused(nngp, ntk, x1, x2, *state, sym, bad)
     if bad.any():
         raise ValueError("kernel is not finite (overflow in an activation's dual)")
-    if sym:
-        _mirror(nngp, ntk)
     return Kernel(nngp=nngp, ntk=ntk, cov1=dq1[-1].copy(), cov2=dq2[-1].copy())
