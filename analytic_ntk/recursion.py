@@ -32,13 +32,13 @@ from .duals import (
     ABRELU,
     DENSE,
     IDENTITY,
+    PI,
     RECTMONO,
     SIGN,
     abrelu_gaps,
     abrelu_pair,
     cos_sin_from_gaps,
     diag_map,
-    one_minus_cos,
     pair_map,
 )
 from .layers import Dense, Network
@@ -125,17 +125,23 @@ def _diag_recursion(codes, params, q0, dq, dn):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _dense_gaps(c, s, w2, b2, pp, dsq):
-    """After ``z' = w z + b``: ``(sqrt(det'), q12')`` with the output determinant
+def _dense_gaps(c, s2, omc, w2, b2, pp, dsq):
+    """After ``z' = w z + b``: ``(det', q12')`` with the output determinant
     ``q1'q2' - q12'^2 = w^4 P^2 s^2 + w^2 b^2 ((sqrt q1 - sqrt q2)^2 + 2 P (1 - c))``,
-    a sum of non-negative terms (no cancellation); ``P = sqrt(q1 q2)``, ``dsq`` the
-    norm gap ``sqrt q1 - sqrt q2``."""
+    a sum of non-negative terms (no cancellation); ``s2 = sin^2``, ``omc = 1 - cos``,
+    ``P = sqrt(q1 q2)``, ``dsq`` the norm gap ``sqrt q1 - sqrt q2``."""
     q12n = w2 * pp * c + b2
-    det = w2 * w2 * pp * pp * s * s + w2 * b2 * (dsq * dsq + 2.0 * pp * one_minus_cos(c, s))
-    return np.sqrt(det), q12n
+    det = w2 * w2 * pp * pp * s2 + w2 * b2 * (dsq * dsq + 2.0 * pp * omc)
+    return det, q12n
 
 
 _JIT = {"cache": True, "error_model": "numpy"}
+
+# What a layer leaves in the row state for the next reader (``flags >> 8``):
+CS = 0  # cos and sin (smooth duals)
+FULL = 1  # angle, cos and sin (ABRelu, rectified monomials, Sign)
+CS2 = 2  # cos, sin^2 and (in th) 1 - cos: a Dense layer with bias reads these
+C_ONLY = 3  # cos alone (only Dense / Identity layers follow)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -216,10 +222,11 @@ def exact_angle(a, b):
 
 
 @numba.njit(**_JIT)
-def _init_row(grow, r1, nrow, ir1, inrow, xa, x2, j0, th, cc, ss, dr, rscale, want, diag):
+def _init_row(grow, r1, nrow, ir1, inrow, xa, x2, j0, th, cc, ss, dr, rscale, mode, diag):
     """Input-layer angles of one row: cosine from the Gram row (vectorised loop), and
     :func:`exact_angle` from the vectors themselves where ``|cos| > 0.95``; the angle
-    itself only if ``want`` (the next layer reads it).  ``ir1``, ``inrow``: inverse norms;
+    and sine only as ``mode`` asks (``ss`` holds ``sin^2`` for ``CS2``).  ``ir1``,
+    ``inrow``: inverse norms;
     ``diag``: the column of the entry ``(x, x)`` when ``x2`` is ``x1`` (else -1).
 
     ``dr`` gets ``rscale (|x1| - |x2|)``, the difference of the input-layer ``sqrt(q)``;
@@ -231,10 +238,16 @@ def _init_row(grow, r1, nrow, ir1, inrow, xa, x2, j0, th, cc, ss, dr, rscale, wa
     for jj in range(m):
         c = min(max(grow[jj] * (ir1 * inrow[jj]), -1.0), 1.0)
         cc[jj] = c
-        ss[jj] = np.sqrt((1.0 - c) * (1.0 + c))
+        ss[jj] = (1.0 - c) * (1.0 + c)
         dr[jj] = rscale * (r1 - nrow[jj])
         top = max(top, abs(c) if jj != diag else 0.0)
-    if want:
+    if mode == FULL or mode == CS:
+        for jj in range(m):
+            ss[jj] = np.sqrt(ss[jj])
+    if mode == CS2:
+        for jj in range(m):
+            th[jj] = 1.0 - cc[jj]
+    if mode == FULL:
         for jj in range(m):
             th[jj] = atan2p(ss[jj], abs(cc[jj]))
     if diag >= 0:  # the pair (x, x) itself: angle exactly zero
@@ -248,6 +261,10 @@ def _init_row(grow, r1, nrow, ir1, inrow, xa, x2, j0, th, cc, ss, dr, rscale, wa
         if jj != diag and abs(cc[jj]) > _EXACT_ANGLE:
             b = x2[j0 + jj]
             th[jj], cc[jj], ss[jj] = exact_angle(xa, b)
+            if mode == CS2:
+                c = cc[jj]
+                ss[jj] *= ss[jj]
+                th[jj] = ss[jj] / (1.0 + c) if c > 0.0 else 1.0 - c
             acc = 0.0
             for k in range(b.size):
                 acc += (xa[k] - b[k]) * (xa[k] + b[k])
@@ -305,23 +322,33 @@ def _dense_ntk(cc, nk, r1, srow, w2, b2, std, nin):
 
 
 @numba.njit(**_JIT)
-def _dense_angle(th, cc, ss, r1, srow, dr, iq1, iqrow, w2, b2, want):
-    """Angle after a Dense layer with bias (see :func:`_dense_gaps`); ``dr`` holds
-    ``sqrt(q1) - sqrt(q2)`` of the incoming variances, ``iq1``, ``iqrow`` the inverse
-    outgoing ``sqrt(q')``.  The angle itself only if ``want``."""
-    if want:
+def _dense_angle(th, cc, ss, r1, srow, dr, iq1, iqrow, w2, b2, mode):
+    """A Dense layer with bias (see :func:`_dense_gaps`): reads the ``CS2`` state, leaves
+    what ``mode`` asks.  ``dr`` holds ``sqrt(q1) - sqrt(q2)`` of the incoming variances,
+    ``iq1``, ``iqrow`` the inverse outgoing ``sqrt(q')``."""
+    if mode == FULL:
         for jj in range(th.size):
-            sa, k = _dense_gaps(cc[jj], ss[jj], w2, b2, r1 * srow[jj], dr[jj])
+            det, k = _dense_gaps(cc[jj], ss[jj], th[jj], w2, b2, r1 * srow[jj], dr[jj])
             inv = iq1 * iqrow[jj]
+            sa = np.sqrt(det)
             th[jj] = atan2p(sa, abs(k))
             cc[jj] = k * inv
             ss[jj] = sa * inv
-    else:
+    elif mode == CS:
         for jj in range(th.size):
-            sa, k = _dense_gaps(cc[jj], ss[jj], w2, b2, r1 * srow[jj], dr[jj])
+            det, k = _dense_gaps(cc[jj], ss[jj], th[jj], w2, b2, r1 * srow[jj], dr[jj])
             inv = iq1 * iqrow[jj]
             cc[jj] = k * inv
-            ss[jj] = sa * inv
+            ss[jj] = np.sqrt(det) * inv
+    else:
+        for jj in range(th.size):
+            det, k = _dense_gaps(cc[jj], ss[jj], th[jj], w2, b2, r1 * srow[jj], dr[jj])
+            inv = iq1 * iqrow[jj]
+            c = k * inv
+            s2 = det * (inv * inv)
+            cc[jj] = c
+            ss[jj] = s2
+            th[jj] = s2 / (1.0 + c) if c > 0.0 else 1.0 - c
 
 
 @numba.njit(**_JIT)
@@ -332,32 +359,49 @@ def _dense_cos(cc, r1, srow, iq1, iqrow, w2, b2):
 
 
 @numba.njit(**_JIT)
-def _abrelu_row(th, cc, ss, nk, a, b, want):
-    """ABRelu on a row (see :func:`duals.abrelu_gaps`); the angle only if ``want``."""
-    if want:
+def _abrelu_row(th, cc, ss, nk, a, b, mode):
+    """ABRelu on a row (see :func:`duals.abrelu_gaps`); leaves what ``mode`` asks."""
+    if mode == FULL:
         for jj in range(th.size):
             _, fac, t, c, s = abrelu_pair(th[jj], cc[jj], ss[jj], a, b)
             nk[jj] *= fac
             th[jj] = t
             cc[jj] = c
             ss[jj] = s
-    else:
+    elif mode == CS:
         for jj in range(th.size):
             k, fac, gap, antigap, d0 = abrelu_gaps(th[jj], cc[jj], ss[jj], a, b)
             _, c, s = cos_sin_from_gaps(gap, antigap, k, d0)
             nk[jj] *= fac
             cc[jj] = c
             ss[jj] = s
+    else:
+        d0 = (a * a + b * b) * PI
+        inv = 1.0 / d0 if d0 > 0.0 else 0.0
+        for jj in range(th.size):
+            k, fac, gap, antigap, _ = abrelu_gaps(th[jj], cc[jj], ss[jj], a, b)
+            nk[jj] *= fac
+            g = max(gap, 0.0) * inv  # 1 - cos'
+            c = k * inv
+            cc[jj] = c
+            ss[jj] = g * (max(antigap, 0.0) * inv)
+            th[jj] = g if c > 0.0 else 1.0 - c
 
 
 @numba.njit(**_JIT)
-def _generic_row(code, th, cc, ss, nk, q1, q2row, qn1, qn2row, p):
+def _generic_row(code, th, cc, ss, nk, q1, q2row, qn1, qn2row, p, mode):
     for jj in range(th.size):
         _, fac, t, c, s = pair_map(code, q1, q2row[jj], th[jj], cc[jj], ss[jj], qn1, qn2row[jj], p)
         nk[jj] *= fac
         th[jj] = t
         cc[jj] = c
         ss[jj] = s
+    if mode == CS2:
+        for jj in range(ss.size):
+            c = cc[jj]
+            s2 = ss[jj] * ss[jj]
+            ss[jj] = s2
+            th[jj] = s2 / (1.0 + c) if c > 0.0 else 1.0 - c
 
 
 @numba.njit(**_JIT)
@@ -379,10 +423,11 @@ def _segment(i, j0, j1, work, nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, s
     (5, >= j1 - j0) holds the per-entry state.
 
     ``pre = (nrm1, nrm2, inrm1, inrm2)``: input norms and their inverses; ``iq``: inverse
-    ``sqrt(q)`` per layer.  ``flags[l]``: bit 0, the input angle of layer ``l`` is read
-    (row ``L``: after the last layer); bit 1, carry the norm gap ``sqrt(q1) - sqrt(q2)``
-    through layer ``l`` (a later Dense layer with a bias needs it); bit 2, layer ``l`` is
-    in the final run of Dense/Identity layers and only the cosine is carried.
+    ``sqrt(q)`` per layer.  ``flags`` (see :func:`_flags`): ``flags[l] >> 8``, what layer
+    ``l`` reads (``CS``, ``FULL``, ``CS2``, ``C_ONLY``; row ``L``: after the last
+    layer); bit 1, carry the norm gap ``sqrt(q1) - sqrt(q2)`` through layer ``l`` (a later
+    Dense layer with a bias needs it); bit 2, layer ``l`` is in the final run of
+    Dense/Identity layers and only the cosine is carried.
     """
     nrm1, nrm2, inrm1, inrm2 = pre
     m = j1 - j0
@@ -396,14 +441,14 @@ def _segment(i, j0, j1, work, nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, s
     rscale = 1.0 / np.sqrt(x1.shape[1])  # sqrt(q) = |x| / sqrt(d) at the input
     _init_row(
         grow, nrm1[i], nrm2[j0:j1], inrm1[i], inrm2[j0:j1], x1[i], x2, j0, th, cc, ss, dr, rscale,
-        flags[0] & 1, diag,
+        flags[0] >> 8, diag,
     )
     for layer in range(codes.size):
         code = codes[layer]
         p = params[layer]
         r1 = sq1[layer, i]
         srow = sq2[layer, j0:j1]
-        want = flags[layer + 1] & 1
+        mode = flags[layer + 1] >> 8  # what the next reader needs
         gap = flags[layer] & 2
         if code == DENSE:
             w2 = p[0] * p[0]
@@ -414,17 +459,17 @@ def _segment(i, j0, j1, work, nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, s
             elif b2 > 0.0:
                 _dense_angle(
                     th, cc, ss, r1, srow, dr, iq1[layer + 1, i], iq2[layer + 1, j0:j1], w2, b2,
-                    want,
+                    mode,
                 )
             if gap:
                 _dense_gap(dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:j1], w2)
             continue
         if code == ABRELU:
-            _abrelu_row(th, cc, ss, nk, p[0], p[1], want)
+            _abrelu_row(th, cc, ss, nk, p[0], p[1], mode)
         elif code != IDENTITY:
             _generic_row(
                 code, th, cc, ss, nk, dq1[layer, i], dq2[layer, j0:j1], dq1[layer + 1, i],
-                dq2[layer + 1, j0:j1], p,
+                dq2[layer + 1, j0:j1], p, mode,
             )
         if gap:
             _act_gap(code, dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:j1], p)
@@ -543,33 +588,36 @@ def _inverse(a):
 
 
 def _flags(codes, params):
-    """Per layer boundary ``l = 0..L``: bit 0 if the angle entering layer ``l`` is read
-    (by ABRelu, rectified monomials, Sign; passed through Identity and bias-free Dense;
-    a Dense layer with bias recomputes it from cos and sin); bit 1 if the norm gap is
-    carried through layer ``l`` (some later Dense layer outside the tail has a bias);
-    bit 2 if layer ``l`` is in the tail of Dense and Identity layers, where only the
-    cosine is carried (the output NNGP reads nothing else)."""
+    """Per layer boundary ``l = 0..L`` (row ``L``: the output): bits 8 and up, what the
+    state entering layer ``l`` must hold: ``FULL`` (angle, cos, sin) for ABRelu,
+    rectified monomials and Sign; ``CS`` for smooth duals; ``CS2`` (cos, ``sin^2``) for a
+    Dense layer with bias; ``C_ONLY`` in the final run of Dense and Identity layers (the
+    output NNGP reads the cosine alone); Identity and bias-free Dense layers pass the
+    state through.  Bit 1: the norm gap is carried through layer ``l`` (some later Dense
+    layer outside that final run has a bias).  Bit 2: layer ``l`` is in that final run."""
     n = codes.size
     flags = np.zeros(n + 1, dtype=np.int64)
-    need = 0
+    mode = C_ONLY
+    flags[n] = (C_ONLY << 8) | 4
     later_bias = False
-    tail = True  # only Dense and Identity layers from here on: they read cos alone
+    tail = True
     for k in range(n - 1, -1, -1):
         code = codes[k]
         tail = tail and code in (DENSE, IDENTITY)
-        if tail:
-            flags[k] |= 4
         if later_bias:
             flags[k] |= 2
-        if code == DENSE:
+        if tail:
+            flags[k] |= 4
+            mode = C_ONLY
+        elif code == DENSE:
             if params[k, 1] != 0.0:
-                need = 0
-                later_bias = later_bias or not tail
+                mode = CS2
+                later_bias = True
         elif code in (ABRELU, RECTMONO, SIGN):
-            need = 1
+            mode = FULL
         elif code != IDENTITY:
-            need = 0  # smooth duals read cos and sin only
-        flags[k] |= need
+            mode = CS
+        flags[k] |= mode << 8
     return flags
 
 
