@@ -1,17 +1,23 @@
 """The layer recursion over kernel matrices: one fused, parallel numba kernel.
 
-For each row ``i`` (rows in parallel) the kernel runs *all* layers on the row's
-entries ``j`` before moving on, holding per entry only the state
-``(min(theta, pi - theta), cos theta, sin theta, ntk)`` (see :mod:`analytic_ntk.duals`)
-in row buffers: no per-layer ``n1 x n2`` temporaries.  Inside a layer the loop
-over ``j`` has a fixed body, so it vectorises for the ReLU family and Dense layers
-(all maths is inlined, including :func:`analytic_ntk._fastmath.atan2p`).  The
-diagonals ``cov`` of every layer are computed once per input (``O(n L)``).
+For each row ``i`` (rows in parallel; with ``x2 = None`` only ``j >= i``, in blocks
+of rows mirrored into the lower triangle as soon as they are done) the kernel runs
+*all* layers on segments of the row's entries ``j`` before moving on, holding per
+entry only ``(min(theta, pi - theta), cos theta, sin theta, sqrt(q1) - sqrt(q2), ntk)``
+(see :mod:`analytic_ntk.duals`) in small buffers: no per-layer ``n1 x n2``
+temporaries.  Each layer leaves only what the next reader needs (:func:`_flags`:
+the angle only before ABRelu / rectified monomials / Sign, ``sin^2`` and ``1 - cos``
+before a Dense layer with bias, the cosine alone in the final run of Dense layers).
+Inside a layer the loop over ``j`` has a fixed body, so it vectorises for the ReLU
+family and Dense layers (all maths is inlined, including
+:func:`analytic_ntk._fastmath.atan2p`).  The diagonals of every layer are computed once
+per input (``O(n L)``).
 
-Input layer (design.md section 2): ``nngp = x1 x2^T / d``.  The cosine comes from
-the Gram product; where ``|cos| > 0.95`` the angle is recomputed from the vectors
-themselves (:func:`exact_angle`, compensated dot products), to a few ulp relative
-even for near-duplicate or antipodal inputs.
+Input layer (design.md section 2): ``nngp = x1 x2^T / d``, the Gram product by BLAS
+(``dsyrk`` for ``x2 = None``).  The cosine comes from the Gram product; where
+``|cos| > 0.95`` the angle is recomputed from the vectors themselves
+(:func:`exact_angle`, compensated dot products), to a few ulp relative even for
+near-duplicate or antipodal inputs, and exactly zero for exactly parallel ones.
 
 References: Jacot, Gabriel & Hongler 2018 (NTK recursion); Lee et al. 2018 (NNGP);
 Novak et al. 2020 (neural-tangents conventions).
