@@ -76,6 +76,15 @@ TWO_PI = 2.0 * math.pi
 HALF_PI = 0.5 * math.pi
 
 
+@numba.njit(cache=True, inline="always")
+def is_smooth_code(code):
+    """:func:`is_smooth` inside numba kernels."""
+    return (
+        code == ERF or code == TRIG or code == GELU or code == POLY or code == EXP
+        or code == GAUSS
+    )
+
+
 def is_smooth(code: int) -> bool:
     """True for families whose dual is analytic in ``q12`` on ``[-P, P]``."""
     return code in _SMOOTH
@@ -419,14 +428,182 @@ _GL_W = tuple(float(v) for v in np.polynomial.legendre.leggauss(5)[1])
 _GAP_SWITCH = 0.02  # use the integral form of the gap when 1 -+ c < this
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _erf_x(q1, q2, dq, b):
+    """Erf's ``x_i = 2 b^2 q_i / (1 + 2 b^2 q_i)`` (the diagonal dual is
+    ``(2 a^2 / pi) asin x``) and ``x1 - x2`` without cancellation."""
+    b2 = 2.0 * b * b
+    t1 = 1.0 + b2 * q1
+    t2 = 1.0 + b2 * q2
+    return b2 * q1 / t1, b2 * q2 / t2, b2 * dq / (t1 * t2)
+
+
 @numba.njit(cache=True, error_model="numpy")
-def smooth_pair(code, q1, q2, c, s, qn1, qn2, p):
+def _erf_norm_part(q1, q2, dq, p):
+    """Erf norm part.  With ``alpha_i = asin x_i``, ``beta = asin sqrt(x1 x2)`` (the
+    dual at ``q12 = sqrt(q1 q2)``), ``K = 2 a^2 / pi``, ``U_i = K alpha_i + c^2``,
+    ``V = K beta + c^2``: ``N = (U1 U2 - V^2) / (sqrt(U1 U2) + V)``,
+    ``U1 U2 - V^2 = K^2 (beta D1 + e1 e2) + K c^2 D1`` with the first differences
+    ``e_i = alpha_i - beta`` (asin subtraction formula, numerator ``x_i (x_i - x_j)``) and
+    the second difference ``D1 = alpha1 + alpha2 - 2 beta = 2 asin(dx^2 / (2 (g + h)
+    sin((S + T) / 2)))``, from ``cos S - cos T = -dx^2 / (g + h)``, ``S = alpha1 + alpha2``,
+    ``T = 2 beta``, ``g = sqrt((1 - x1^2)(1 - x2^2))``, ``h = 1 - x1 x2``."""
+    a, b, cc = p[0], p[1], p[2]
+    x1, x2, dx = _erf_x(q1, q2, dq, b)
+    y = math.sqrt(x1 * x2)
+    if not y > 0.0:
+        return math.nan
+    al1 = math.asin(x1)
+    al2 = math.asin(x2)
+    beta = math.asin(y)
+    cy = math.sqrt((1.0 - y) * (1.0 + y))
+    c1 = math.sqrt((1.0 - x1) * (1.0 + x1))
+    c2 = math.sqrt((1.0 - x2) * (1.0 + x2))
+    e1 = math.asin(x1 * dx / (x1 * cy + y * c1))
+    e2 = math.asin(-x2 * dx / (x2 * cy + y * c2))
+    half = 0.5 * (al1 + al2 + 2.0 * beta)
+    sh = math.sin(half)
+    if not sh > 0.0:
+        return math.nan
+    d1 = 2.0 * math.asin(dx * dx / (2.0 * (c1 * c2 + (1.0 - x1 * x2)) * sh))
+    k = a * a * (2.0 / PI)
+    c2c = cc * cc
+    num = k * k * (beta * d1 + e1 * e2) + k * c2c * d1
+    u1 = k * al1 + c2c
+    u2 = k * al2 + c2c
+    v = k * beta + c2c
+    num = num if num > 0.0 else 0.0
+    return num / (math.sqrt(u1 * u2) + v)
+
+
+_SINH_TERMS = 14
+_SINH_S = tuple(1.0 / math.factorial(2 * k + 1) for k in range(_SINH_TERMS))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sinh_gap(u, v):
+    """``W = sinh(u) sinh(v) - sinh(sqrt(u v))^2 >= 0`` for ``0 <= u <= v``.  For
+    ``v <= 1`` by ``sinh x = x S(x^2)``, ``S(y) = sum_k y^k / (2k+1)!``:
+    ``W = u v sum_{j<k} s_j s_k (u^j v^k - u^k v^j)^2``, a sum of non-negative terms (the
+    direct difference cancels when ``sinh`` is nearly linear); directly otherwise."""
+    if v > 1.0:
+        g = math.sinh(math.sqrt(u * v))
+        return math.sinh(u) * math.sinh(v) - g * g
+    acc = 0.0
+    for k in range(1, _SINH_TERMS):
+        for j in range(k):
+            t = u**j * v**k - u**k * v**j
+            acc += _SINH_S[j] * _SINH_S[k] * t * t
+    return u * v * acc
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _trig_norm_part(q1, q2, r1, r2, dr, p):
+    """Sin/Cos (``a sin(b x + c)``, ``kappa = cos 2c``) norm part.  With
+    ``u = b^2 dr^2 / 2``, ``v = b^2 (r1 + r2)^2 / 2``, ``g = sqrt(u v)``,
+    ``w = a^2 / 2``: ``F1 F2 - f^2 = w^2 e^{-(u+v)} X`` with
+    ``X = 2 (1 - kappa^2) sinh u cosh v + 2 (1 - kappa)^2 sinh u sinh v + 4 kappa W``
+    for ``kappa >= 0`` (``W`` from :func:`_sinh_gap`) and
+    ``X = 2 (1 - kappa^2) sinh u cosh v + 2 (1 + kappa^2) sinh u sinh v - 4 kappa sinh^2 g``
+    for ``kappa < 0``: non-negative terms only.  ``N = (F1 F2 - f^2) / (sqrt(F1 F2) + f)``.
+    """
+    a, b, sn2, cs2 = p[0], p[1], p[2], p[3]
+    kap = cs2 - sn2
+    bb = b * b
+    u = 0.5 * bb * dr * dr
+    v = 0.5 * bb * (r1 + r2) * (r1 + r2)
+    shu = math.sinh(u)
+    x = 2.0 * (1.0 - kap) * (1.0 + kap) * shu * math.cosh(v)
+    if kap >= 0.0:
+        x += 2.0 * (1.0 - kap) * (1.0 - kap) * shu * math.sinh(v) + 4.0 * kap * _sinh_gap(u, v)
+    else:
+        g = math.sinh(math.sqrt(u * v))
+        x += 2.0 * (1.0 + kap * kap) * shu * math.sinh(v) - 4.0 * kap * g * g
+    w = 0.5 * a * a
+    det = w * w * math.exp(-(u + v)) * x
+    f1 = w * (sn2 + cs2 - kap * math.exp(-2.0 * bb * q1))  # F(q) = w (1 - kappa e^{-2 b^2 q})
+    f2 = w * (sn2 + cs2 - kap * math.exp(-2.0 * bb * q2))
+    f12 = w * (math.exp(-u) - kap * math.exp(-v))  # f(q1, q2, r1 r2)
+    return det / (math.sqrt(f1 * f2) + f12)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def smooth_norm_part(code, q1, q2, dr, p):
+    """``N = sqrt(F(q1) F(q2)) - f(q1, q2, sqrt(q1 q2))`` (``F`` the diagonal dual) without
+    cancellation, from the norm gap ``dr = sqrt(q1) - sqrt(q2)``, for the families with
+    a simple closed form of it; NaN for the others (the caller subtracts directly).
+
+    ``N >= 0`` is the part of the outgoing determinant due to the norms alone (zero for
+    equal norms).  With ``dq = q1 - q2 = dr (sqrt q1 + sqrt q2)``:
+
+    * Exp: ``N = -a^2 exp(b^2 (q1 + q2)) expm1(-b^2 dr^2 / 2)``;
+    * Gaussian, ``D_i = 1 - 4 b q_i``, ``D = 1 - 2 b (q1 + q2)``, ``u = sqrt(D1 D2)``:
+      ``N = 4 a^2 b^2 dq^2 / ((D + u)(sqrt D + sqrt u) sqrt(u D))``;
+    * Erf: see :func:`_erf_norm_part`;
+    * Sin/Cos: see :func:`_trig_norm_part`.
+    """
+    r1 = math.sqrt(q1)
+    r2 = math.sqrt(q2)
+    dq = dr * (r1 + r2)
+    if code == ERF:
+        return _erf_norm_part(q1, q2, dq, p)
+    if code == EXP:
+        a, b = p[0], p[1]
+        return -a * a * math.exp(b * b * (q1 + q2)) * math.expm1(-0.5 * b * b * dr * dr)
+    if code == GAUSS:
+        a, b = p[0], p[1]
+        d1 = 1.0 - 4.0 * b * q1
+        d2 = 1.0 - 4.0 * b * q2
+        dd = 1.0 - 2.0 * b * (q1 + q2)
+        u = math.sqrt(d1 * d2)
+        sd = math.sqrt(dd)
+        su = math.sqrt(u)
+        return 4.0 * a * a * b * b * dq * dq / ((dd + u) * (sd + su) * su * sd)
+    if code == TRIG:
+        return _trig_norm_part(q1, q2, r1, r2, dr, p)
+    return math.nan
+
+
+@numba.njit(cache=True, error_model="numpy")
+def smooth_diag_diff(code, q1, q2, dr, p):
+    """``F(q1) - F(q2)`` of the diagonal dual without cancellation, from the norm gap
+    ``dr`` (``dq = dr (sqrt q1 + sqrt q2)``), for Erf (``(2 a^2 / pi)(asin x1 - asin x2)``
+    by the asin subtraction formula), Exp (``a^2 e^{2 b^2 q2} expm1(2 b^2
+    dq)``), Gaussian (``4 a^2 b dq / (sqrt(D1 D2)(sqrt D1 + sqrt D2))``) and Sin/Cos
+    (``-(a^2 kappa / 2) e^{-2 b^2 q2} expm1(-2 b^2 dq)``); NaN for the others."""
+    dq = dr * (math.sqrt(q1) + math.sqrt(q2))
+    if code == ERF:
+        a, b = p[0], p[1]
+        x1, x2, dx = _erf_x(q1, q2, dq, b)
+        den = x1 * math.sqrt((1.0 - x2) * (1.0 + x2)) + x2 * math.sqrt((1.0 - x1) * (1.0 + x1))
+        if not den > 0.0:
+            return math.nan
+        return a * a * (2.0 / PI) * math.asin(dx * (x1 + x2) / den)
+    if code == EXP:
+        a, b = p[0], p[1]
+        return a * a * math.exp(2.0 * b * b * q2) * math.expm1(2.0 * b * b * dq)
+    if code == GAUSS:
+        a, b = p[0], p[1]
+        s1 = math.sqrt(1.0 - 4.0 * b * q1)
+        s2 = math.sqrt(1.0 - 4.0 * b * q2)
+        return 4.0 * a * a * b * dq / (s1 * s2 * (s1 + s2))
+    if code == TRIG:
+        a, b, sn2, cs2 = p[0], p[1], p[2], p[3]
+        bb = b * b
+        return -0.5 * a * a * (cs2 - sn2) * math.exp(-2.0 * bb * q2) * math.expm1(-2.0 * bb * dq)
+    return math.nan
+
+
+@numba.njit(cache=True, error_model="numpy")
+def smooth_pair(code, q1, q2, c, s, qn1, qn2, p, dr):
     """Smooth family on a pair.
 
     Returns ``(q12', factor, theta', c', s')``.  Near ``c = 1`` the gap is split as
     ``P' - q12' = [P' - F(q12 = P)] + int_{q12}^{P} (dF/dq) dq`` (the integral by
     5-point Gauss-Legendre on the NTK factor), which does not cancel for equal
-    norms; likewise the anti-gap near ``c = -1``.
+    norms; the first bracket, the norm part, from :func:`smooth_norm_part` where it
+    has a closed form (``dr = sqrt q1 - sqrt q2``), else by subtraction (accurate to
+    about ``1e-16 P'`` absolute only).  Likewise the anti-gap near ``c = -1``.
     """
     p12 = math.sqrt(q1 * q2)
     omc = one_minus_cos(c, s)
@@ -442,8 +619,9 @@ def smooth_pair(code, q1, q2, c, s, qn1, qn2, p):
             o = 0.5 * omc * (1.0 + _GL_X[k])
             integ += _GL_W[k] * smooth_g(code, q1, q2, p12, 1.0 - o, o, 2.0 - o, p)
         integ *= 0.5 * omc * p12
-        fpar = smooth_f(code, q1, q2, p12, 1.0, 0.0, 2.0, p)
-        normpart = pn - fpar
+        normpart = smooth_norm_part(code, q1, q2, dr, p)
+        if normpart != normpart:  # no closed form: subtract
+            normpart = pn - smooth_f(code, q1, q2, p12, 1.0, 0.0, 2.0, p)
         gap = (normpart if normpart > 0.0 else 0.0) + integ
     elif opc < _GAP_SWITCH:
         integ = 0.0
@@ -483,12 +661,13 @@ def diag_map(code, q, p):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def pair_map(code, q1, q2, th, c, s, qn1, qn2, p):
+def pair_map(code, q1, q2, th, c, s, qn1, qn2, p, dr):
     """One activation on one pair: ``(q12', factor, x', c', s')``, ``x`` the acute angle.
 
     ``q1, q2``: incoming variances; ``qn1, qn2``: outgoing variances (from
-    :func:`diag_map`).  Used by the scalar paths; the row kernel in
-    :mod:`analytic_ntk.recursion` inlines the same functions.
+    :func:`diag_map`); ``dr = sqrt q1 - sqrt q2`` (smooth families only).  Used by the
+    scalar paths; the row kernel in :mod:`analytic_ntk.recursion` inlines the same
+    functions.
     """
     p12 = math.sqrt(q1 * q2)
     if code == ABRELU:
@@ -506,7 +685,7 @@ def pair_map(code, q1, q2, th, c, s, qn1, qn2, p):
         return (kk if p12 > 0.0 else 0.0), 0.0, tn, cn, sn
     if code == IDENTITY:
         return p12 * c, 1.0, th, c, s
-    return smooth_pair(code, q1, q2, c, s, qn1, qn2, p)
+    return smooth_pair(code, q1, q2, c, s, qn1, qn2, p, dr)
 
 
 # ------------------------------------------------------------------ Python API
@@ -553,7 +732,7 @@ def _evaluate_flat(code, q1, q2, q12, p, out_f, out_g):
             c = 0.0
         s = math.sqrt((1.0 - c) * (1.0 + c))
         th = atan2p(s, abs(c))
-        f, g, _, _, _ = pair_map(code, a, b, th, c, s, qa, qb, p)
+        f, g, _, _, _ = pair_map(code, a, b, th, c, s, qa, qb, p, math.sqrt(a) - math.sqrt(b))
         out_f[i] = f
         out_g[i] = g
 

@@ -45,7 +45,9 @@ from .duals import (
     abrelu_pair,
     cos_sin_from_gaps,
     diag_map,
+    is_smooth_code,
     pair_map,
+    smooth_diag_diff,
 )
 from .layers import Dense, Network
 
@@ -292,7 +294,8 @@ def _act_gap(code, dr, r1, srow, rn1, snrow, p):
     """``r1' - r2'`` after an activation: exactly scaled for the homogeneous ones
     (ABRelu: ``sqrt((a^2 + b^2) / 2)``; rectified monomial of degree ``n >= 1``:
     ``r' = sqrt(C) r^n`` so ``r1' - r2' = sqrt(C) (r1 - r2) sum_k r1^k r2^(n-1-k)``);
-    otherwise the difference of the outgoing ``sqrt(q')``."""
+    smooth families: ``(F(q1) - F(q2)) / (r1' + r2')`` with :func:`duals.smooth_diag_diff`
+    where it has a closed form; otherwise the difference of the outgoing ``sqrt(q')``."""
     if code == IDENTITY:
         return
     if code == ABRELU:
@@ -309,6 +312,17 @@ def _act_gap(code, dr, r1, srow, rn1, snrow, p):
             for k in range(n):
                 acc += r1**k * r2 ** (n - 1 - k)
             dr[jj] = f * dr[jj] * acc
+        return
+    if is_smooth_code(code):
+        q1 = r1 * r1
+        for jj in range(dr.size):
+            r2 = srow[jj]
+            diff = smooth_diag_diff(code, q1, r2 * r2, dr[jj], p)
+            den = rn1 + snrow[jj]
+            if diff == diff:
+                dr[jj] = diff / den if den > 0.0 else 0.0
+            else:
+                dr[jj] = rn1 - snrow[jj]
         return
     for jj in range(dr.size):
         dr[jj] = rn1 - snrow[jj]
@@ -395,9 +409,11 @@ def _abrelu_row(th, cc, ss, nk, a, b, mode):
 
 
 @numba.njit(**_JIT)
-def _generic_row(code, th, cc, ss, nk, q1, q2row, qn1, qn2row, p, mode):
+def _generic_row(code, th, cc, ss, nk, dr, q1, q2row, qn1, qn2row, p, mode):
     for jj in range(th.size):
-        _, fac, t, c, s = pair_map(code, q1, q2row[jj], th[jj], cc[jj], ss[jj], qn1, qn2row[jj], p)
+        _, fac, t, c, s = pair_map(
+            code, q1, q2row[jj], th[jj], cc[jj], ss[jj], qn1, qn2row[jj], p, dr[jj]
+        )
         nk[jj] *= fac
         th[jj] = t
         cc[jj] = c
@@ -474,7 +490,7 @@ def _segment(i, j0, j1, work, nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, s
             _abrelu_row(th, cc, ss, nk, p[0], p[1], mode)
         elif code != IDENTITY:
             _generic_row(
-                code, th, cc, ss, nk, dq1[layer, i], dq2[layer, j0:j1], dq1[layer + 1, i],
+                code, th, cc, ss, nk, dr, dq1[layer, i], dq2[layer, j0:j1], dq1[layer + 1, i],
                 dq2[layer + 1, j0:j1], p, mode,
             )
         if gap:
@@ -600,7 +616,8 @@ def _flags(codes, params):
     Dense layer with bias; ``C_ONLY`` in the final run of Dense and Identity layers (the
     output NNGP reads the cosine alone); Identity and bias-free Dense layers pass the
     state through.  Bit 1: the norm gap is carried through layer ``l`` (some later Dense
-    layer outside that final run has a bias).  Bit 2: layer ``l`` is in that final run."""
+    layer outside that final run has a bias, or a later smooth activation reads it).
+    Bit 2: layer ``l`` is in that final run."""
     n = codes.size
     flags = np.zeros(n + 1, dtype=np.int64)
     mode = C_ONLY
@@ -623,6 +640,7 @@ def _flags(codes, params):
             mode = FULL
         elif code != IDENTITY:
             mode = CS
+            later_bias = True  # the norm part of a smooth dual reads the gap
         flags[k] |= mode << 8
     return flags
 

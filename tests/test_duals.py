@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from analytic_ntk import duals
+from analytic_ntk import Cos, Erf, Exp, Gaussian, Rbf, Sin, duals
+from analytic_ntk._reference import dual as ref_dual
 from validation import duals_check as dc
 from validation.integrals import (
     bivariate_rule,
@@ -393,3 +394,43 @@ def test_point_mass_factor_is_zero(name):
     _, g = duals.evaluate(act, 1.0, 2.0, 0.3)
     assert float(g) == 0.0
     assert abs(numerical_factor(act, 1.0, 2.0, 0.3)[0]) > 0.1
+
+
+# ------------------------------------------------- norm parts (pairs differing in norm)
+
+_NORM_ACTS = {
+    "erf": Erf(),
+    "erf_shift": Erf(0.7, 2.0, 0.3),
+    "sin": Sin(),
+    "cos": Cos(1.2, 0.7, 0.3),
+    "rbf": Rbf(0.5),
+    "exp": Exp(0.5, 0.4),
+    "gaussian": Gaussian(),
+    "gaussian_small": Gaussian(0.8, -0.3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_NORM_ACTS))
+@pytest.mark.parametrize("q1", [0.03, 0.8, 6.0])
+@pytest.mark.parametrize("eps", [1e-12, 1e-7, 1e-3, 0.3])
+def test_norm_part_and_diagonal_difference(name, q1, eps):
+    """``smooth_norm_part`` = sqrt(F(q1) F(q2)) - f(q1, q2, sqrt(q1 q2)) and
+    ``smooth_diag_diff`` = F(q1) - F(q2) against 60-digit mpmath, for
+    sqrt(q2) = sqrt(q1) (1 + eps): both are O(eps^2) and O(eps) differences of O(1)
+    quantities, which float64 subtraction gets only to ~1e-16 absolute."""
+    act = _NORM_ACTS[name]
+    code, _ = act._dual_spec()
+    p = duals.dual_params(act)
+    q2 = q1 * (1.0 + eps) ** 2
+    with mpmath.workdps(60):
+        m1, m2 = mpmath.mpf(q1), mpmath.mpf(q2)
+        f1 = ref_dual(act, m1, m1, m1)[0]
+        f2 = ref_dual(act, m2, m2, m2)[0]
+        f12 = ref_dual(act, m1, m2, mpmath.sqrt(m1 * m2))[0]
+        n_ref = mpmath.sqrt(f1 * f2) - f12
+        d_ref = f1 - f2
+        dr = float(mpmath.sqrt(m1) - mpmath.sqrt(m2))
+    n = duals.smooth_norm_part(code, q1, q2, dr, p)
+    d = duals.smooth_diag_diff(code, q1, q2, dr, p)
+    assert abs(n - n_ref) <= 1e-13 * abs(n_ref) + 1e-300, (n, n_ref)
+    assert abs(d - d_ref) <= 1e-14 * abs(d_ref), (d, d_ref)

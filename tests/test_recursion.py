@@ -337,19 +337,28 @@ def test_regression_exactly_parallel():
     assert k.nngp[0, 1] == 1.0 and k.ntk[0, 1] == 1.0
 
 
-@pytest.mark.parametrize(
-    "first", [Relu(), RectifiedMonomial(2), ABRelu(-0.5, 1.3), Identity()], ids=str
-)
-def test_regression_norm_gap_through_layers(first):
-    """Pure scaling (1 + 1e-9) through biased Dense layers and a homogeneous activation,
-    then Sign layers that turn the (norm-only) angle theta into ~sqrt(theta)."""
-    net = serial(
-        Dense(bias_std=0.5), first, Dense(weight_std=1.3, bias_std=0.7), Relu(),
-        Dense(bias_std=0.2), Sign(), Dense(bias_std=0.3), Sign(), Dense(),
-    )
-    x = np.stack([_X0, _X0 * (1.0 + 1e-9)])
-    errs = _errors(net, x)
-    assert max(errs.values()) <= TOL, errs
+_NORM_GAP_ACTS = [
+    Relu(), RectifiedMonomial(2), ABRelu(-0.5, 1.3), Identity(), Erf(), Erf(0.7, 2.0, 0.3),
+    Sin(), Cos(b=0.7, c=0.3), Rbf(0.5), Exp(0.5, 0.4), Gaussian(), Gaussian(0.8, -0.3),
+]
+
+
+@pytest.mark.parametrize("act", _NORM_GAP_ACTS, ids=str)
+@pytest.mark.parametrize("scale", [1e-9, 1e-5])
+def test_regression_norm_gap_through_layers(act, scale):
+    """Pure scaling (1 + 1e-9, 1 + 1e-5): the angle after a layer comes from the norms
+    alone, then Sign layers turn it into ~sqrt(angle).  Through biased Dense layers and
+    the activation first (the norm gap carried through it), and the activation just
+    before the Sign layers (its own norm part, ``duals.smooth_norm_part``)."""
+    x = np.stack([_X0, _X0 * (1.0 + scale)])
+    for net in (
+        serial(Dense(bias_std=0.5), act, Dense(weight_std=1.3, bias_std=0.7), Relu(),
+               Dense(bias_std=0.2), Sign(), Dense(bias_std=0.3), Sign(), Dense()),
+        serial(Dense(bias_std=0.5), Relu(), Dense(weight_std=1.3, bias_std=0.7), act,
+               Dense(), Sign(), Dense(), Sign(), Dense()),
+    ):
+        errs = _errors(net, x)
+        assert max(errs.values()) <= TOL, (net, errs)
 
 
 # ---------------------------------------------------------------------- properties

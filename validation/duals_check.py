@@ -153,7 +153,8 @@ def closed_form(activation, q1: float, q2: float, q12: float, method: str):
     th, c, s = exact_angle(q1, q2, q12)
     qn1, _ = duals.diag_map(code, q1, p)
     qn2, _ = duals.diag_map(code, q2, p)
-    f, g, _, _, _ = duals.pair_map(code, q1, q2, th, c, s, qn1, qn2, p)
+    dr = math.sqrt(q1) - math.sqrt(q2)
+    f, g, _, _, _ = duals.pair_map(code, q1, q2, th, c, s, qn1, qn2, p, dr)
     return float(f), float(g)
 
 
