@@ -527,6 +527,62 @@ def _trig_norm_part(q1, q2, r1, r2, dr, p):
     return det / (math.sqrt(f1 * f2) + f12)
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _poly_u(p, k, i):
+    """Coefficient of ``r^i`` in ``u_k(r) = sqrt(k!) r^k alpha_k(r^2)``, where the
+    polynomial dual is ``f = sum_k u_k(r1) u_k(r2) c^k`` (0 unless ``i >= k``,
+    ``i - k`` even)."""
+    if i < k or (i - k) % 2 == 1:
+        return 0.0
+    m = int(p[0]) + 1
+    return math.sqrt(math.gamma(k + 1.0)) * p[1 + i * m + k]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _power_gap(r1, r2, m):
+    """``h_m = (r1^m - r2^m) / (r1 - r2) = sum_t r1^t r2^(m-1-t)``."""
+    acc = 0.0
+    for t in range(m):
+        acc += r1**t * r2 ** (m - 1 - t)
+    return acc
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _poly_norm_part(r1, r2, dr, p):
+    """Polynomial norm part by the Lagrange identity: with ``u_k`` as in :func:`_poly_u`,
+    ``F(q_i) = |u(r_i)|^2``, ``f(q1, q2, r1 r2) = u(r1).u(r2)`` and
+    ``|u1|^2 |u2|^2 - (u1.u2)^2 = sum_{j<k} M_jk^2``; each minor
+    ``M_jk = dr sum_{i<l} (U_ji U_kl - U_jl U_ki) (r1 r2)^i h_(l-i)`` carries the factor
+    ``dr`` exactly (``r1^l r2^i - r1^i r2^l = (r1 r2)^i (r1 - r2) h_(l-i)``).
+    ``N = sum M_jk^2 / (|u1| |u2| + u1.u2)``."""
+    deg = int(p[0])
+    lag = 0.0
+    f1 = 0.0
+    f2 = 0.0
+    f12 = 0.0
+    for k in range(deg + 1):
+        a1 = 0.0
+        a2 = 0.0
+        for i in range(deg + 1):
+            cki = _poly_u(p, k, i)
+            a1 += cki * r1**i
+            a2 += cki * r2**i
+        f1 += a1 * a1
+        f2 += a2 * a2
+        f12 += a1 * a2
+        for j in range(k):
+            mjk = 0.0
+            for i in range(deg + 1):
+                for l in range(i + 1, deg + 1):
+                    w = _poly_u(p, j, i) * _poly_u(p, k, l) - _poly_u(p, j, l) * _poly_u(p, k, i)
+                    if w != 0.0:
+                        mjk += w * (r1 * r2) ** i * _power_gap(r1, r2, l - i)
+            mjk *= dr
+            lag += mjk * mjk
+    den = math.sqrt(f1 * f2) + f12
+    return lag / den if den > 0.0 else math.nan
+
+
 @numba.njit(cache=True, error_model="numpy")
 def smooth_norm_part(code, q1, q2, dr, p):
     """``N = sqrt(F(q1) F(q2)) - f(q1, q2, sqrt(q1 q2))`` (``F`` the diagonal dual) without
@@ -539,7 +595,7 @@ def smooth_norm_part(code, q1, q2, dr, p):
     * Exp: ``N = -a^2 exp(b^2 (q1 + q2)) expm1(-b^2 dr^2 / 2)``;
     * Gaussian, ``D_i = 1 - 4 b q_i``, ``D = 1 - 2 b (q1 + q2)``, ``u = sqrt(D1 D2)``:
       ``N = 4 a^2 b^2 dq^2 / ((D + u)(sqrt D + sqrt u) sqrt(u D))``;
-    * Erf: see :func:`_erf_norm_part`;
+    * Erf: see :func:`_erf_norm_part`; polynomials: :func:`_poly_norm_part`;
     * Sin/Cos: see :func:`_trig_norm_part`.
     """
     r1 = math.sqrt(q1)
@@ -547,6 +603,8 @@ def smooth_norm_part(code, q1, q2, dr, p):
     dq = dr * (r1 + r2)
     if code == ERF:
         return _erf_norm_part(q1, q2, dq, p)
+    if code == POLY:
+        return _poly_norm_part(r1, r2, dr, p)
     if code == EXP:
         a, b = p[0], p[1]
         return -a * a * math.exp(b * b * (q1 + q2)) * math.expm1(-0.5 * b * b * dr * dr)
@@ -568,10 +626,26 @@ def smooth_norm_part(code, q1, q2, dr, p):
 def smooth_diag_diff(code, q1, q2, dr, p):
     """``F(q1) - F(q2)`` of the diagonal dual without cancellation, from the norm gap
     ``dr`` (``dq = dr (sqrt q1 + sqrt q2)``), for Erf (``(2 a^2 / pi)(asin x1 - asin x2)``
-    by the asin subtraction formula), Exp (``a^2 e^{2 b^2 q2} expm1(2 b^2
-    dq)``), Gaussian (``4 a^2 b dq / (sqrt(D1 D2)(sqrt D1 + sqrt D2))``) and Sin/Cos
+    by the asin subtraction formula), polynomials (``sum_k (u_k(r1) - u_k(r2))
+    (u_k(r1) + u_k(r2))``, each difference with the factor ``dr`` exact), Exp
+    (``a^2 e^{2 b^2 q2} expm1(2 b^2 dq)``), Gaussian
+    (``4 a^2 b dq / (sqrt(D1 D2)(sqrt D1 + sqrt D2))``) and Sin/Cos
     (``-(a^2 kappa / 2) e^{-2 b^2 q2} expm1(-2 b^2 dq)``); NaN for the others."""
-    dq = dr * (math.sqrt(q1) + math.sqrt(q2))
+    r1 = math.sqrt(q1)
+    r2 = math.sqrt(q2)
+    dq = dr * (r1 + r2)
+    if code == POLY:
+        deg = int(p[0])
+        acc = 0.0
+        for k in range(deg + 1):
+            s_ = 0.0
+            d_ = 0.0
+            for i in range(deg + 1):
+                cki = _poly_u(p, k, i)
+                s_ += cki * (r1**i + r2**i)
+                d_ += cki * _power_gap(r1, r2, i)
+            acc += d_ * s_
+        return dr * acc
     if code == ERF:
         a, b = p[0], p[1]
         x1, x2, dx = _erf_x(q1, q2, dq, b)
