@@ -126,6 +126,15 @@ def s_minus_tcos(t, s, c):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
+def geomean(a, b):
+    """``sqrt(a b)`` for ``a, b >= 0``: one rounding (so ``geomean(q, q) == q``, as on
+    the diagonal) unless ``a b`` would overflow or underflow, then ``sqrt(a) sqrt(b)``."""
+    prod = a * b
+    ok = prod < 1e300 and (prod > 1e-300 or prod == 0.0)
+    return math.sqrt(prod) if ok else math.sqrt(a) * math.sqrt(b)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def one_minus_cos(c, s):
     """``1 - cos(theta)`` without cancellation (``s^2 / (1 + c)`` for ``c > 0``)."""
     return s * s / (1.0 + c) if c > 0.0 else 1.0 - c
@@ -473,7 +482,7 @@ def _erf_norm_part(q1, q2, dq, p):
     u2 = k * al2 + c2c
     v = k * beta + c2c
     num = num if num > 0.0 else 0.0
-    return num / (math.sqrt(u1 * u2) + v)
+    return num / (math.sqrt(u1) * math.sqrt(u2) + v)
 
 
 _SINH_TERMS = 14
@@ -524,7 +533,7 @@ def _trig_norm_part(q1, q2, r1, r2, dr, p):
     f1 = w * (sn2 + cs2 - kap * math.exp(-2.0 * bb * q1))  # F(q) = w (1 - kappa e^{-2 b^2 q})
     f2 = w * (sn2 + cs2 - kap * math.exp(-2.0 * bb * q2))
     f12 = w * (math.exp(-u) - kap * math.exp(-v))  # f(q1, q2, r1 r2)
-    return det / (math.sqrt(f1 * f2) + f12)
+    return det / (math.sqrt(f1) * math.sqrt(f2) + f12)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -579,7 +588,7 @@ def _poly_norm_part(r1, r2, dr, p):
                         mjk += w * (r1 * r2) ** i * _power_gap(r1, r2, l - i)
             mjk *= dr
             lag += mjk * mjk
-    den = math.sqrt(f1 * f2) + f12
+    den = math.sqrt(f1) * math.sqrt(f2) + f12
     return lag / den if den > 0.0 else math.nan
 
 
@@ -679,12 +688,12 @@ def smooth_pair(code, q1, q2, c, s, qn1, qn2, p, dr):
     has a closed form (``dr = sqrt q1 - sqrt q2``), else by subtraction (accurate to
     about ``1e-16 P'`` absolute only).  Likewise the anti-gap near ``c = -1``.
     """
-    p12 = math.sqrt(q1 * q2)
+    p12 = geomean(q1, q2)
     omc = one_minus_cos(c, s)
     opc = one_plus_cos(c, s)
     f = smooth_f(code, q1, q2, p12, c, omc, opc, p)
     g = smooth_g(code, q1, q2, p12, c, omc, opc, p)
-    pn = math.sqrt(qn1 * qn2)
+    pn = geomean(qn1, qn2)
     gap = pn - f
     antigap = pn + f
     if omc < _GAP_SWITCH:
@@ -706,7 +715,11 @@ def smooth_pair(code, q1, q2, c, s, qn1, qn2, p, dr):
         fanti = smooth_f(code, q1, q2, p12, -1.0, 2.0, 0.0, p)
         normpart = pn + fanti
         antigap = (normpart if normpart > 0.0 else 0.0) + integ
-    tn, cn, sn = _angle_from_gaps(gap, antigap, f, pn)
+    if not pn > 0.0:
+        return f, g, HALF_PI, 0.0, 1.0
+    # normalised (gap * antigap may overflow), by true divisions so that f == pn gives
+    # cos' == 1 exactly, as on the diagonal
+    tn, cn, sn = _angle_from_gaps(gap / pn, antigap / pn, f / pn, 1.0)
     return f, g, tn, cn, sn
 
 
@@ -743,7 +756,7 @@ def pair_map(code, q1, q2, th, c, s, qn1, qn2, p, dr):
     scalar paths; the row kernel in :mod:`analytic_ntk.recursion` inlines the same
     functions.
     """
-    p12 = math.sqrt(q1 * q2)
+    p12 = geomean(q1, q2)
     if code == ABRELU:
         kk, fac, tn, cn, sn = abrelu_pair(th, c, s, p[0], p[1])
         return p12 * kk, fac, tn, cn, sn
@@ -841,7 +854,7 @@ def evaluate(activation, cov1, cov2, nngp):
             raise ValueError(f"{name} contains NaN or inf")
     if np.any(q1 < 0) or np.any(q2 < 0):
         raise ValueError("cov1 and cov2 must be non-negative")
-    bound = np.sqrt(q1 * q2)
+    bound = np.sqrt(q1) * np.sqrt(q2)
     if np.any(np.abs(q12) > bound * (1 + 1e-12) + 1e-300):
         raise ValueError("|nngp| exceeds sqrt(cov1 * cov2): not a covariance")
     shape = q1.shape

@@ -700,6 +700,12 @@ def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
     ntk = np.empty((n1, n2))
     bad = np.zeros(n1, dtype=np.bool_)
     _fused(nngp, ntk, x1, x2, *state, sym, bad)
+    if sym:
+        # the pairs (x, x): the diagonal recursion is their exact evaluation (angle 0
+        # throughout), free of the ulp-level rounding of the row state
+        idx = np.arange(n1)
+        nngp[idx, idx] = dq1[-1]
+        ntk[idx, idx] = dn1[-1]
     if bad.any():
         raise ValueError("kernel is not finite (overflow in an activation's dual)")
     return Kernel(nngp=nngp, ntk=ntk, cov1=dq1[-1].copy(), cov2=dq2[-1].copy())
