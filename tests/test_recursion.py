@@ -340,7 +340,7 @@ def test_regression_exactly_parallel():
 _NORM_GAP_ACTS = [
     Relu(), RectifiedMonomial(2), ABRelu(-0.5, 1.3), Identity(), Erf(), Erf(0.7, 2.0, 0.3),
     Sin(), Cos(b=0.7, c=0.3), Rbf(0.5), Exp(0.5, 0.4), Gaussian(), Gaussian(0.8, -0.3),
-    Polynomial([0.2, 1.0, 0.3]), Monomial(3),
+    Polynomial([0.2, 1.0, 0.3]), Monomial(3), Gelu(),
 ]
 
 
