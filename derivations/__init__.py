@@ -1,1 +1,2 @@
-"""Derivation scripts that generate constants for ``analytic_ntk``."""
+"""Derivation scripts that generate code and constants for ``analytic_ntk``
+(``python -m derivations`` runs them all)."""
