@@ -80,10 +80,7 @@ HALF_PI = 0.5 * math.pi
 @numba.njit(cache=True, inline="always")
 def is_smooth_code(code):
     """:func:`is_smooth` inside numba kernels."""
-    return (
-        code == ERF or code == TRIG or code == GELU or code == POLY or code == EXP
-        or code == GAUSS
-    )
+    return code in _SMOOTH
 
 
 def is_smooth(code: int) -> bool:
@@ -549,6 +546,15 @@ def _poly_u(p, k, i):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
+def _poly_u_at(p, k, r):
+    """``u_k(r)`` (see :func:`_poly_u`)."""
+    acc = 0.0
+    for i in range(int(p[0]) + 1):
+        acc += _poly_u(p, k, i) * r**i
+    return acc
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _power_gap(r1, r2, m):
     """``h_m = (r1^m - r2^m) / (r1 - r2) = sum_t r1^t r2^(m-1-t)``."""
     acc = 0.0
@@ -571,12 +577,8 @@ def _poly_norm_part(r1, r2, dr, p):
     f2 = 0.0
     f12 = 0.0
     for k in range(deg + 1):
-        a1 = 0.0
-        a2 = 0.0
-        for i in range(deg + 1):
-            cki = _poly_u(p, k, i)
-            a1 += cki * r1**i
-            a2 += cki * r2**i
+        a1 = _poly_u_at(p, k, r1)
+        a2 = _poly_u_at(p, k, r2)
         f1 += a1 * a1
         f2 += a2 * a2
         f12 += a1 * a2
@@ -685,13 +687,10 @@ def smooth_diag_diff(code, q1, q2, dr, p):
         deg = int(p[0])
         acc = 0.0
         for k in range(deg + 1):
-            s_ = 0.0
             d_ = 0.0
             for i in range(deg + 1):
-                cki = _poly_u(p, k, i)
-                s_ += cki * (r1**i + r2**i)
-                d_ += cki * _power_gap(r1, r2, i)
-            acc += d_ * s_
+                d_ += _poly_u(p, k, i) * _power_gap(r1, r2, i)
+            acc += d_ * (_poly_u_at(p, k, r1) + _poly_u_at(p, k, r2))
         return dr * acc
     if code == ERF:
         a, b = p[0], p[1]
