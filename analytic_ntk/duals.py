@@ -69,6 +69,7 @@ POLY = 7
 EXP = 8
 GAUSS = 9
 IDENTITY = 10
+GENERIC = 11  # no closed form: analytic_ntk.quadrature (per-row Hermite coefficients)
 
 _SMOOTH = (ERF, TRIG, GELU, POLY, EXP, GAUSS)
 

@@ -47,6 +47,7 @@ __all__ = [
     "Gaussian",
     "Rbf",
     "Identity",
+    "GenericActivation",
     "Network",
     "serial",
 ]
@@ -127,13 +128,42 @@ class Dense:
 # ---------------------------------------------------------------------- activations
 
 
-class Activation:
-    """Base class of the elementwise activations.
+class _ActivationType(type):
+    """``Activation(...)`` itself is a factory (closed form or :class:`GenericActivation`);
+    the subclasses construct as usual."""
+
+    def __call__(cls, *args, **kwargs):
+        if cls is Activation:
+            return _make_activation(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+
+class Activation(metaclass=_ActivationType):
+    """Elementwise activations; ``Activation(expr)`` builds one from an expression.
+
+    ``Activation(expr, *, symbol=None)``: ``expr`` a SymPy expression in one symbol or a
+    string SymPy parses (``"tanh(t)"``, ``"log(1 + exp(t))"``,
+    ``"Piecewise((t, t > 0), (exp(t) - 1, True))"``, ``"Min(Max(t, -1), 1)"``); the
+    derivative comes from SymPy.  Where the expression is one of the closed-form families
+    (up to the family's own scale and shift parameters), the result *is* that closed form
+    (e.g. ``Activation("2*erf(3*t)")`` gives ``Erf(a=2, b=3)``); otherwise a
+    :class:`GenericActivation`, whose dual and NTK factor are computed numerically
+    (:mod:`analytic_ntk.quadrature`).
+
+    ``Activation(fn, derivative=dfn, kinks=())``: ``fn`` and ``dfn`` numba-compilable
+    Python functions of one float (or ``numba.njit`` functions), ``kinks`` the points where
+    ``fn`` or its first two derivatives are not smooth.
+
+    Raises ``ValueError`` for an expression with more than one free symbol, one that is not
+    real or not finite on the real line, or whose Gaussian moments do not exist
+    (``exp(t**2)``); for a function without a derivative, or whose derivative does not
+    match it.
 
     Subclasses provide ``fn`` (the pointwise function), ``deriv`` (its derivative)
     and ``_dual_spec()`` giving the family code and parameters of the dual map in
     :mod:`analytic_ntk.duals`.
     """
+
 
     def fn(self, x):  # pragma: no cover - overridden
         raise NotImplementedError
@@ -466,6 +496,171 @@ class Identity(Activation):
 
     def _dual_spec(self):
         return duals.IDENTITY, ()
+
+
+@dataclass(frozen=True, eq=False)
+class GenericActivation(Activation):
+    """An activation without a closed-form dual: ``nngp' = E[phi(u) phi(v)]`` and the NTK
+    factor ``E[phi'(u) phi'(v)]`` by Mehler series and split Gauss-Legendre quadrature
+    (:mod:`analytic_ntk.quadrature`; targets 1e-10 relative for smooth activations, 1e-8
+    for kinked ones).  Build it with :class:`Activation`.
+
+    Attributes
+    ----------
+    name : str
+        The expression (or function name) it was built from.
+    expr, deriv_expr : sympy.Expr or None
+        ``phi`` and ``phi'`` in ``sympy.Symbol("t", real=True)`` (None when built from
+        functions).
+    kinks : tuple of float
+        Points where ``phi``, ``phi'`` or ``phi''`` is not smooth (the quadrature splits
+        there).
+    jumps : bool
+        Whether ``phi`` itself jumps at a kink (then the NTK factor uses the pointwise
+        derivative, which is zero at the jump, as neural-tangents does for ``Sign``).
+    params : tuple of float
+        Parameter vector passed to the compiled ``phi(t, p)``, ``dphi(t, p)``.
+    """
+
+    name: str
+    expr: object
+    deriv_expr: object
+    kinks: tuple
+    jumps: bool
+    params: tuple
+    phi: object = field(repr=False)
+    dphi: object = field(repr=False)
+
+    def _eval(self, h, x):
+        from .quadrature import apply
+
+        x = np.asarray(x, dtype=np.float64)
+        out = np.empty(x.size)
+        apply(h, np.asarray(self.params, dtype=np.float64), np.ascontiguousarray(x).ravel(), out)
+        return out.reshape(x.shape)
+
+    def fn(self, x):
+        return self._eval(self.phi, x)
+
+    def deriv(self, x):
+        return self._eval(self.dphi, x)
+
+    def _dual_spec(self):
+        return duals.GENERIC, ()
+
+    def _generic_layer(self, r1, r2=None):
+        """Per-row Hermite coefficients and quadrature set-up for incoming ``sqrt(q)``
+        ``r1`` (and ``r2``): :class:`analytic_ntk.quadrature.GenericLayer`."""
+        from .quadrature import GenericLayer
+
+        return GenericLayer(self.phi, self.dphi, self.params, self.kinks, self.jumps, r1, r2)
+
+
+def _has_jumps(phi, p, kinks):
+    from .quadrature import apply
+
+    for t in kinks:
+        eps = 1e-7 * max(1.0, abs(t))
+        x = np.array([t - eps, t + eps])
+        v = np.empty(2)
+        apply(phi, p, x, v)
+        if abs(v[1] - v[0]) > 1e-4 * (1.0 + abs(v[0]) + abs(v[1])):
+            return True
+    return False
+
+
+def _check_functions(phi, dphi, p, kinks, name):
+    """Finite real values, and a derivative that matches central differences."""
+    from .quadrature import apply
+
+    x = np.concatenate([np.linspace(-20.0, 20.0, 81), [-3.3, -0.7, 0.45, 1.9, 5.2]])
+    for t in kinks:
+        x = x[np.abs(x - t) > 1e-3]
+    v = np.empty(x.size)
+    dv = np.empty(x.size)
+    try:
+        apply(phi, p, x, v)
+        apply(dphi, p, x, dv)
+    except Exception as err:  # numba typing or runtime errors from user code
+        raise ValueError(f"activation {name}: cannot evaluate the function: {err}") from None
+    if not (np.all(np.isfinite(v)) and np.all(np.isfinite(dv))):
+        raise ValueError(f"activation {name}: not finite on the real line")
+    h = 1e-5
+    far = np.ones(x.size, dtype=bool)
+    for t in kinks:
+        far &= np.abs(x - t) > 10 * h
+    xs = x[far]
+    vp = np.empty(xs.size)
+    vm = np.empty(xs.size)
+    apply(phi, p, xs + h, vp)
+    apply(phi, p, xs - h, vm)
+    fd = (vp - vm) / (2 * h)
+    err = np.abs(fd - dv[far]) / (1.0 + np.abs(dv[far]) + np.abs(v[far]) * 1e-3)
+    if np.any(err > 1e-4):
+        k = int(np.argmax(err))
+        raise ValueError(
+            f"activation {name}: the derivative does not match the function at t = {xs[k]:g} "
+            f"(derivative {dv[far][k]:g}, central difference {fd[k]:g})"
+        )
+
+
+def _make_activation(expr, *, symbol=None, derivative=None, kinks=None, closed_form=True):
+    """``Activation(...)`` (see :class:`Activation`)."""
+    if callable(expr) and not isinstance(expr, str) and not hasattr(expr, "free_symbols"):
+        return _from_functions(expr, derivative, kinks)
+    if derivative is not None or kinks is not None:
+        raise ValueError("derivative= and kinks= go with a function; an expression has its own")
+    from .symbolic import activation as sa
+
+    parsed = sa.parse(expr, symbol)
+    if closed_form:
+        layer = sa.closed_form(parsed)
+        if layer is not None:
+            return layer
+    sa.check_moments(parsed)
+    phi, dphi = sa.compile_pointwise(parsed)
+    p = tuple(float(v) for v in parsed.params)
+    pa = np.asarray(p, dtype=np.float64)
+    kk = tuple(float(t) for t in parsed.kinks)
+    name = str(parsed.expr)
+    _check_functions(phi, dphi, pa, kk, name)
+    return GenericActivation(
+        name=name, expr=parsed.expr, deriv_expr=parsed.deriv, kinks=kk,
+        jumps=_has_jumps(phi, pa, kk), params=p, phi=phi, dphi=dphi,
+    )
+
+
+_WRAPPED = {}
+
+
+def _from_functions(fn, derivative, kinks):
+    import numba
+
+    if derivative is None or not callable(derivative):
+        raise ValueError("Activation(fn) needs derivative=, a function giving fn'")
+    kk = tuple(sorted(_finite_float("kink", t) for t in (kinks or ())))
+    key = (fn, derivative)
+    if key not in _WRAPPED:
+        f = fn if hasattr(fn, "py_func") else numba.njit(fn)
+        df = derivative if hasattr(derivative, "py_func") else numba.njit(derivative)
+
+        @numba.njit
+        def phi(t, p):
+            return f(t)
+
+        @numba.njit
+        def dphi(t, p):
+            return df(t)
+
+        _WRAPPED[key] = (phi, dphi)
+    phi, dphi = _WRAPPED[key]
+    pa = np.zeros(0)
+    name = getattr(fn, "__name__", repr(fn))
+    _check_functions(phi, dphi, pa, kk, name)
+    return GenericActivation(
+        name=name, expr=None, deriv_expr=None, kinks=kk, jumps=_has_jumps(phi, pa, kk),
+        params=(), phi=phi, dphi=dphi,
+    )
 
 
 # ------------------------------------------------------------------------- Network

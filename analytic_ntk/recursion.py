@@ -32,11 +32,12 @@ import numpy as np
 from numba import prange
 from scipy.linalg.blas import dsyrk
 
-from . import duals
+from . import duals, quadrature
 from ._fastmath import _fma, _store_nt, atan2p
 from .duals import (
     ABRELU,
     DENSE,
+    GENERIC,
     IDENTITY,
     PI,
     RECTMONO,
@@ -93,7 +94,7 @@ def _layer_table(network: Network, d: int):
             n_in = layer.width if layer.width is not None else n_in
         else:
             code, _ = layer._dual_spec()
-            rows.append((code, duals.dual_params(layer)))
+            rows.append((code, np.zeros(0) if code == GENERIC else duals.dual_params(layer)))
     width = max(max((p.size for _, p in rows), default=1), 1)
     codes = np.array([c for c, _ in rows], dtype=np.int64)
     params = np.zeros((len(rows), width))
@@ -103,12 +104,13 @@ def _layer_table(network: Network, d: int):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _diag_recursion(codes, params, q0, dq, dn):
-    """Diagonal NNGP ``dq[l]`` and NTK ``dn[l]`` after each layer (row 0: input)."""
+def _diag_recursion(codes, params, q0, n0, dq, dn):
+    """Diagonal NNGP ``dq[l]`` and NTK ``dn[l]`` after each layer (row 0: the incoming
+    ``q0``, ``n0``)."""
     n = q0.size
     for j in range(n):
         dq[0, j] = q0[j]
-        dn[0, j] = 0.0
+        dn[0, j] = n0[j]
     for layer in range(codes.size):
         code = codes[layer]
         p = params[layer]
@@ -439,6 +441,43 @@ def _final_row(grow, krow, r1, srow, cc, nk):
 
 
 @numba.njit(**_JIT)
+def _layer_step(layer, i, j0, j1, th, cc, ss, dr, nk, codes, params, dq1, dq2, sq1, sq2, iq1,
+                iq2, flags):
+    """Layer ``layer`` (Dense or a closed-form activation) on the entries ``(i, j)``,
+    ``j0 <= j < j1``, whose state is in the row buffers ``th, cc, ss, dr, nk`` (see
+    :func:`_segment`)."""
+    code = codes[layer]
+    p = params[layer]
+    r1 = sq1[layer, i]
+    srow = sq2[layer, j0:j1]
+    mode = flags[layer + 1] >> 8  # what the next reader needs
+    gap = flags[layer] & 2
+    if code == DENSE:
+        w2 = p[0] * p[0]
+        b2 = p[1] * p[1]
+        _dense_ntk(cc, nk, r1, srow, w2, b2, p[2] > 0.0, p[3])
+        if b2 > 0.0 and flags[layer] & 4:
+            _dense_cos(cc, r1, srow, iq1[layer + 1, i], iq2[layer + 1, j0:j1], w2, b2)
+        elif b2 > 0.0:
+            _dense_angle(
+                th, cc, ss, r1, srow, dr, iq1[layer + 1, i], iq2[layer + 1, j0:j1], w2, b2,
+                mode,
+            )
+        if gap:
+            _dense_gap(dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:j1], w2)
+        return
+    if code == ABRELU:
+        _abrelu_row(th, cc, ss, nk, p[0], p[1], mode)
+    elif code != IDENTITY:
+        _generic_row(
+            code, th, cc, ss, nk, dr, dq1[layer, i], dq2[layer, j0:j1], dq1[layer + 1, i],
+            dq2[layer + 1, j0:j1], p, mode,
+        )
+    if gap:
+        _act_gap(code, dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:j1], p)
+
+
+@numba.njit(**_JIT)
 def _segment(i, j0, j1, work, nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, sq1, sq2, iq1,
              iq2, flags, diag):
     """All layers for the entries ``(i, j)``, ``j0 <= j < j1``, of one row; ``work``
@@ -466,35 +505,8 @@ def _segment(i, j0, j1, work, nngp, ntk, x1, x2, pre, codes, params, dq1, dq2, s
         flags[0] >> 8, diag,
     )
     for layer in range(codes.size):
-        code = codes[layer]
-        p = params[layer]
-        r1 = sq1[layer, i]
-        srow = sq2[layer, j0:j1]
-        mode = flags[layer + 1] >> 8  # what the next reader needs
-        gap = flags[layer] & 2
-        if code == DENSE:
-            w2 = p[0] * p[0]
-            b2 = p[1] * p[1]
-            _dense_ntk(cc, nk, r1, srow, w2, b2, p[2] > 0.0, p[3])
-            if b2 > 0.0 and flags[layer] & 4:
-                _dense_cos(cc, r1, srow, iq1[layer + 1, i], iq2[layer + 1, j0:j1], w2, b2)
-            elif b2 > 0.0:
-                _dense_angle(
-                    th, cc, ss, r1, srow, dr, iq1[layer + 1, i], iq2[layer + 1, j0:j1], w2, b2,
-                    mode,
-                )
-            if gap:
-                _dense_gap(dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:j1], w2)
-            continue
-        if code == ABRELU:
-            _abrelu_row(th, cc, ss, nk, p[0], p[1], mode)
-        elif code != IDENTITY:
-            _generic_row(
-                code, th, cc, ss, nk, dr, dq1[layer, i], dq2[layer, j0:j1], dq1[layer + 1, i],
-                dq2[layer + 1, j0:j1], p, mode,
-            )
-        if gap:
-            _act_gap(code, dr, r1, srow, sq1[layer + 1, i], sq2[layer + 1, j0:j1], p)
+        _layer_step(layer, i, j0, j1, th, cc, ss, dr, nk, codes, params, dq1, dq2, sq1, sq2,
+                    iq1, iq2, flags)
     last = codes.size
     return _final_row(grow, ntk[i, j0:j1], sq1[last, i], sq2[last, j0:j1], cc, nk)
 
@@ -664,7 +676,7 @@ def _diagonals(codes, params, x):
     q0 = np.einsum("ij,ij->i", x, x) / d
     dq = np.empty((codes.size + 1, x.shape[0]))
     dn = np.empty_like(dq)
-    _diag_recursion(codes, params, q0, dq, dn)
+    _diag_recursion(codes, params, q0, np.zeros_like(q0), dq, dn)
     if not (np.all(np.isfinite(dq)) and np.all(np.isfinite(dn))):
         layer = int(np.argmax(~(np.isfinite(dq).all(1) & np.isfinite(dn).all(1))))
         raise ValueError(
@@ -672,6 +684,130 @@ def _diagonals(codes, params, x):
             "Gaussian activation with b > 0 whose expectation diverges)"
         )
     return dq, dn
+
+
+# ------------------------------------------------- layer by layer (generic activations)
+
+
+@numba.njit(parallel=True, **_JIT)
+def _lw_init(nngp, ntk, x1, x2, pre, th, cc, ss, dr, mode, sym):
+    """Input-layer state of every entry (``j >= i`` with ``sym``), as :func:`_segment`."""
+    nrm1, nrm2, inrm1, inrm2 = pre
+    n1, n2 = nngp.shape
+    rscale = 1.0 / np.sqrt(x1.shape[1])
+    for i in prange(n1):
+        j0 = np.int64(i) if sym else np.int64(0)
+        for j in range(j0, n2):
+            ntk[i, j] = 0.0
+        _init_row(
+            nngp[i, j0:], nrm1[i], nrm2[j0:], inrm1[i], inrm2[j0:], x1[i], x2, j0, th[i, j0:],
+            cc[i, j0:], ss[i, j0:], dr[i, j0:], rscale, mode, np.int64(0) if sym else np.int64(-1),
+        )
+
+
+@numba.njit(parallel=True, **_JIT)
+def _lw_layer(layer, th, cc, ss, dr, ntk, codes, params, dq1, dq2, sq1, sq2, iq1, iq2, flags,
+              sym):
+    """One Dense or closed-form layer on every entry (:func:`_layer_step` per row)."""
+    n1, n2 = cc.shape
+    for i in prange(n1):
+        j0 = np.int64(i) if sym else np.int64(0)
+        _layer_step(layer, i, j0, n2, th[i, j0:], cc[i, j0:], ss[i, j0:], dr[i, j0:],
+                    ntk[i, j0:], codes, params, dq1, dq2, sq1, sq2, iq1, iq2, flags)
+
+
+@numba.njit(parallel=True, **_JIT)
+def _lw_final(nngp, ntk, sq1, sq2, cc, sym, bad):
+    n1, n2 = cc.shape
+    for i in prange(n1):
+        j0 = np.int64(i) if sym else np.int64(0)
+        bad[i] = _final_row(nngp[i, j0:], ntk[i, j0:], sq1[i], sq2[j0:], cc[i, j0:],
+                            ntk[i, j0:])
+
+
+def _generic_diagonals(network, codes, params, x1, x2, sym):
+    """Diagonals layer by layer, setting up each generic layer on the way
+    (:class:`quadrature.GenericLayer`, which needs the incoming variances)."""
+    d = x1.shape[1]
+    L = codes.size
+    qs = [np.einsum("ij,ij->i", x1, x1) / d]
+    if not sym:
+        qs.append(np.einsum("ij,ij->i", x2, x2) / d)
+    dqs = [np.empty((L + 1, q.size)) for q in qs]
+    dns = [np.empty((L + 1, q.size)) for q in qs]
+    for dq, dn, q in zip(dqs, dns, qs):
+        dq[0] = q
+        dn[0] = 0.0
+    generic = {}
+    for layer in range(L):
+        if codes[layer] == GENERIC:
+            radii = [np.sqrt(dq[layer]) for dq in dqs]
+            gl = network.layers[layer]._generic_layer(*radii)
+            generic[layer] = gl
+            for dq, dn, rd in zip(dqs, dns, (gl.rows, gl.cols)):
+                dq[layer + 1] = rd.F
+                dn[layer + 1] = rd.G * dn[layer]
+        else:
+            for dq, dn in zip(dqs, dns):
+                _diag_recursion(codes[layer:layer + 1], params[layer:layer + 1], dq[layer],
+                                dn[layer], dq[layer:layer + 2], dn[layer:layer + 2])
+        for dq, dn in zip(dqs, dns):
+            if not (np.all(np.isfinite(dq[layer + 1])) and np.all(np.isfinite(dn[layer + 1]))):
+                raise ValueError(f"kernel diagonal is not finite after layer {layer} (overflow)")
+    return dqs[0], dns[0], (dqs[0] if sym else dqs[1]), generic
+
+
+def _kernel_layerwise(network, codes, params, x1, x2, sym, diagonal):
+    """Kernels of a network with generic activation layers: the same per-entry state and
+    layer maps as :func:`_fused`, but run one layer at a time over all entries (the
+    generic layers need per-row Hermite coefficients and, for some entries, direct
+    quadrature; see :mod:`analytic_ntk.quadrature`).  Memory: four ``n1 x n2`` state
+    arrays besides the outputs."""
+    dq1, dn1, dq2, generic = _generic_diagonals(network, codes, params, x1, x2, sym)
+    if diagonal:
+        return Kernel(nngp=dq1[-1].copy(), ntk=dn1[-1].copy(), cov1=dq1[-1].copy(),
+                      cov2=dq1[-1].copy())
+    state = _row_state(codes, params, x1, x2, dq1, dq2, sym)
+    pre, _, _, _, _, sq1, sq2, iq1, iq2, flags = state
+    n1, n2 = x1.shape[0], x2.shape[0]
+    nngp = _gram(x1, x2, sym)
+    ntk = np.empty((n1, n2))
+    th, cc, ss, dr = (np.zeros((n1, n2)) for _ in range(4))
+    _lw_init(nngp, ntk, x1, x2, pre, th, cc, ss, dr, flags[0] >> 8, sym)
+    for layer in range(codes.size):
+        if codes[layer] != GENERIC:
+            _lw_layer(layer, th, cc, ss, dr, ntk, codes, params, dq1, dq2, sq1, sq2, iq1, iq2,
+                      flags, sym)
+            continue
+        gl = generic[layer]
+        counts = np.empty(n1, dtype=np.int64)
+        lt1, lt2 = gl.rows.lt, gl.cols.lt
+        quadrature.count_direct(cc, ss, dr, sym, gl.k, lt1, lt2, counts)
+        ptr = np.zeros(n1 + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        cols = np.empty(ptr[-1], dtype=np.int64)
+        quadrature.list_direct(cc, ss, dr, sym, gl.k, lt1, lt2, ptr, cols)
+        rows = np.repeat(np.arange(n1, dtype=np.int64), counts)
+        dvals = gl.direct(rows, cols, sq1[layer], sq2[layer], cc, ss)
+        quadrature.series_layer(
+            th, cc, ss, dr, ntk, sym, gl.rows.a, gl.rows.b, gl.cols.at, gl.cols.bt,
+            gl.rows.F, gl.cols.F, gl.rows.G, gl.cols.G, gl.rows.dF, gl.cols.dF, sq1[layer],
+            sq2[layer], sq1[layer + 1], sq2[layer + 1], ptr, cols, dvals,
+            flags[layer + 1] >> 8, bool(flags[layer] & 2),
+        )
+    del th, ss, dr
+    bad = np.zeros(n1, dtype=np.bool_)
+    last = codes.size
+    _lw_final(nngp, ntk, sq1[last], sq2[last], cc, sym, bad)
+    del cc
+    if sym:
+        _mirror_rows(nngp, ntk, 0, n1)
+        idx = np.arange(n1)
+        nngp[idx, idx] = dq1[-1]
+        ntk[idx, idx] = dn1[-1]
+    if bad.any():
+        raise ValueError("kernel is not finite (overflow in an activation's dual)")
+    return Kernel(nngp=nngp, ntk=ntk, cov1=dq1[-1].copy(), cov2=dq2[-1].copy())
 
 
 def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
@@ -687,6 +823,10 @@ def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
         )
     d = x1.shape[1]
     codes, params = _layer_table(network, d)
+    if np.any(codes == GENERIC):
+        if diagonal and not sym:
+            raise ValueError("diagonal=True needs x2 to be None")
+        return _kernel_layerwise(network, codes, params, x1, x2, sym, diagonal)
     dq1, dn1 = _diagonals(codes, params, x1)
     if diagonal:
         if not sym:
