@@ -896,6 +896,16 @@ def evaluate(activation, cov1, cov2, nngp):
     if np.any(np.abs(q12) > bound * (1 + 1e-12) + 1e-300):
         raise ValueError("|nngp| exceeds sqrt(cov1 * cov2): not a covariance")
     shape = q1.shape
+    if code == GENERIC:
+        from .quadrature import dual
+
+        f, g = dual(
+            activation,
+            np.ascontiguousarray(q1).ravel(),
+            np.ascontiguousarray(q2).ravel(),
+            np.ascontiguousarray(q12).ravel(),
+        )
+        return f.reshape(shape), g.reshape(shape)
     f = np.empty(q1.size)
     g = np.empty(q1.size)
     _evaluate_flat(

@@ -71,6 +71,7 @@ Z_RANGE = 14.0  # integrals over |z| <= 14: the Gaussian weight beyond is below 
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 SERIES_TOL = 1e-14  # truncation bound of the series, relative to sqrt(F1 F2)
 _GAP_SWITCH = 0.1  # 1 -+ c below this: gap / anti-gap from the tail-sum form
+_TINY_ANGLE = 1e-4  # below this angle, norm parts by Lagrange's identity
 
 _JIT = {"error_model": "numpy"}
 _CJIT = {"cache": True, "error_model": "numpy"}
@@ -191,8 +192,54 @@ def pair_expect(h, p, r1, r2, c, s, kinks, hlen):
     return acc * INV_SQRT_2PI
 
 
+@numba.njit(**_CJIT)
+def lagrange_normpart(a, b):
+    """``sqrt(|a|^2 |b|^2) - a.b >= 0`` without cancellation for nearly parallel ``a``,
+    ``b``: ``(|a|^2 |b|^2 - (a.b)^2) / (|a| |b| + a.b)`` with the numerator by Lagrange's
+    identity ``1/2 sum_(k,l) (a_k b_l - a_l b_k)^2`` (``O(n^2)``; used for pairs at tiny
+    angles whose norms differ, where the norm part is all of the gap)."""
+    n = a.size
+    num = 0.0
+    saa = 0.0
+    sbb = 0.0
+    sab = 0.0
+    for k in range(n):
+        saa += a[k] * a[k]
+        sbb += b[k] * b[k]
+        sab += a[k] * b[k]
+        for m in range(k):
+            d = a[k] * b[m] - a[m] * b[k]
+            num += d * d
+    den = math.sqrt(saa) * math.sqrt(sbb) + sab
+    return num / den if den > 0.0 else 0.0
+
+
 @numba.njit(**_JIT)
-def direct_entry(phi, dphi, p, kinks, hlen, jumps, r1, r2, c, s, pn):
+def _norm_part_direct(phi, p, r1, r2, kinks, hlen, zmax):
+    """``sqrt(E[phi(r1 z)^2] E[phi(r2 z)^2]) - E[phi(r1 z) phi(r2 z)]`` on one node set
+    (split at the kinks of both), by :func:`lagrange_normpart`."""
+    nk = kinks.size
+    br = np.empty(2 * nk)
+    m = 0
+    for r in (r1, r2):
+        if r > 0.0:
+            for t in kinks:
+                br[m] = t / r
+                m += 1
+    rm = max(r1, r2)
+    x, w = panel_nodes(-zmax, zmax, np.sort(br[:m]), min(0.5, hlen / rm) if rm > 0.0 else 0.5)
+    a = np.empty(x.size)
+    b = np.empty(x.size)
+    for k in range(x.size):
+        z = x[k]
+        sw = math.sqrt(w[k] * INV_SQRT_2PI) * math.exp(-0.25 * z * z)
+        a[k] = sw * phi(r1 * z, p)
+        b[k] = sw * phi(r2 * z, p)
+    return lagrange_normpart(a, b)
+
+
+@numba.njit(**_JIT)
+def direct_entry(phi, dphi, p, kinks, hlen, zmax, jumps, r1, r2, c, s, pn):
     """``(f, g, gap, antigap)`` of one pair by direct quadrature (see the module
     docstring); ``pn = sqrt(F(q1) F(q2))`` the outgoing geometric-mean variance,
     ``gap = pn - f``, ``antigap = pn + f``."""
@@ -213,13 +260,18 @@ def direct_entry(phi, dphi, p, kinks, hlen, jumps, r1, r2, c, s, pn):
     f_end = pair_expect(phi, p, r1, r2, sgn, 0.0, kinks, hlen)  # theta = 0 or pi
     if sgn > 0.0:
         f = f_end - integ
-        normpart = pn - f_end if r1 != r2 else 0.0
+        if r1 == r2:
+            normpart = 0.0
+        elif x < _TINY_ANGLE:  # the norm part may be all of the gap: no cancellation
+            normpart = _norm_part_direct(phi, p, r1, r2, kinks, hlen, zmax)
+        else:
+            normpart = pn - f_end
         return f, g, max(normpart, 0.0) + integ, pn + f
     f = f_end + integ
     return f, g, pn - f, max(pn + f_end, 0.0) + integ
 
 
-@numba.njit(**_JIT)
+@numba.njit(error_model="numpy", fastmath={"reassoc", "contract"})
 def _row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b):
     """Hermite coefficients ``a_k(r)``, ``b_k(r)``, ``k < K = a.size``, and
     ``(F, G, F')``: ``F = E[phi(r z)^2]``, ``G = E[phi'(r z)^2]``,
@@ -236,16 +288,15 @@ def _row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b):
         br = np.empty(0)
         hmax = 0.5
     x, w = panel_nodes(-zmax, zmax, br, hmax)
-    for k in range(nk):
-        a[k] = 0.0
-        b[k] = 0.0
+    nz = x.size
+    fv = np.empty(nz)  # w phi(r z) phi(z)^(1/2), the phi(z)^(1/2) of psi_0 included below
+    fd = np.empty(nz)
+    p0 = np.empty(nz)
+    p1 = np.empty(nz)
     big_f = 0.0
     big_g = 0.0
     d_f = 0.0
-    sq = np.empty(nk + 1)
-    for k in range(nk + 1):
-        sq[k] = math.sqrt(k)
-    for m in range(x.size):
+    for m in range(nz):
         z = x[m]
         ew = math.exp(-0.25 * z * z) * (INV_SQRT_2PI**0.5)  # phi(z)^(1/2)
         v = phi(r * z, p)
@@ -254,21 +305,25 @@ def _row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b):
         big_f += wm * ew * v * v
         big_g += wm * ew * dv * dv
         d_f += wm * ew * 2.0 * z * v * dv
-        fv = wm * v
-        fd = wm * dv
-        p0 = ew
-        p1 = z * ew
-        a[0] += fv * p0
-        b[0] += fd * p0
-        if nk > 1:
-            a[1] += fv * p1
-            b[1] += fd * p1
-        for k in range(1, nk - 1):
-            p2 = (z * p1 - sq[k] * p0) / sq[k + 1]
-            a[k + 1] += fv * p2
-            b[k + 1] += fd * p2
-            p0 = p1
-            p1 = p2
+        fv[m] = wm * v
+        fd[m] = wm * dv
+        p0[m] = ew
+        p1[m] = z * ew
+    # psi_(k+1) = (z psi_k - sqrt(k) psi_(k-1)) / sqrt(k+1), vectorised over the nodes
+    for k in range(nk):
+        sa = 0.0
+        sb = 0.0
+        for m in range(nz):
+            sa += fv[m] * p0[m]
+            sb += fd[m] * p0[m]
+        a[k] = sa
+        b[k] = sb
+        c1 = math.sqrt(k + 1.0)
+        u = 1.0 / math.sqrt(k + 2.0)
+        for m in range(nz):
+            p2 = (x[m] * p1[m] - c1 * p0[m]) * u
+            p0[m] = p1[m]
+            p1[m] = p2
     return big_f, big_g, d_f
 
 
@@ -284,15 +339,15 @@ def row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b, fgd):
 
 
 @numba.njit(parallel=True, **_JIT)
-def direct_entries(phi, dphi, p, kinks, hlen, jumps, rows, cols, r1, r2, pn1, pn2, cc, ss,
-                   out):
+def direct_entries(phi, dphi, p, kinks, hlen, zmax, jumps, rows, cols, r1, r2, pn1, pn2, cc,
+                   ss, out):
     """:func:`direct_entry` for the flagged entries ``(rows[e], cols[e])`` (in parallel):
     ``out[e] = (f, g, gap, antigap)``."""
     for e in prange(rows.size):
         i = rows[e]
         j = cols[e]
         f, g, gap, anti = direct_entry(
-            phi, dphi, p, kinks, hlen, jumps, r1[i], r2[j], cc[i, j], ss[i, j],
+            phi, dphi, p, kinks, hlen, zmax, jumps, r1[i], r2[j], cc[i, j], ss[i, j],
             geomean(pn1[i], pn2[j]),
         )
         out[e, 0] = f
@@ -459,7 +514,12 @@ def series_layer(th, cc, ss, dr, nk, sym, ai, bi, at, bt, fo1, fo2, go1, go2, df
                     anti = pn + f
                     if c > 0.0 and s * s < _GAP_SWITCH * (1.0 + c):  # 1 - c small
                         tot, hh = _tail_sum(ai[i], at, j, kseg, c)
-                        normpart = max(pn - tot, 0.0) if dr[i, j] != 0.0 else 0.0
+                        if dr[i, j] == 0.0:
+                            normpart = 0.0
+                        elif s < _TINY_ANGLE:
+                            normpart = lagrange_normpart(ai[i, :kseg], at[:kseg, j])
+                        else:
+                            normpart = max(pn - tot, 0.0)
                         gap = normpart + (s * s / (1.0 + c)) * hh
                     elif c < 0.0 and s * s < _GAP_SWITCH * (1.0 - c):  # 1 + c small
                         tot, hh = _tail_sum_alt(ai[i], at, j, kseg, -c)
@@ -568,6 +628,71 @@ def choose_terms(phi, dphi, p, kinks, hlen, zmax, radii):
     return int(-(-need // _K_STEP) * _K_STEP) if need < K_CAP else K_CAP
 
 
+@numba.njit(**_CJIT)
+def hermite_functions(x, k):
+    """``psi[m, j] = h_j(x_m) phi(x_m)^(1/2)``, ``j < k`` (normalised Hermite functions:
+    ``h_j = He_j / sqrt(j!)``, ``phi`` the standard normal density), by the stable
+    recurrence ``psi_(j+1) = (x psi_j - sqrt(j) psi_(j-1)) / sqrt(j+1)``."""
+    n = x.size
+    psi = np.empty((n, k))
+    for m in range(n):
+        z = x[m]
+        p0 = math.exp(-0.25 * z * z) * (INV_SQRT_2PI**0.5)
+        psi[m, 0] = p0
+        if k > 1:
+            p1 = z * p0
+            psi[m, 1] = p1
+            for j in range(1, k - 1):
+                p2 = (z * p1 - math.sqrt(j) * p0) / math.sqrt(j + 1.0)
+                psi[m, j + 1] = p2
+                p0 = p1
+                p1 = p2
+    return psi
+
+
+@numba.njit(parallel=True, **_JIT)
+def node_values(phi, dphi, p, r, x, v, dv):
+    """``v[i, m] = phi(r[i] x[m], p)``, ``dv[i, m] = dphi(r[i] x[m], p)`` (rows in
+    parallel)."""
+    for i in prange(r.size):
+        for m in range(x.size):
+            v[i, m] = phi(r[i] * x[m], p)
+            dv[i, m] = dphi(r[i] * x[m], p)
+
+
+_ROW_BLOCK = 2048
+
+
+def coefficients(phi, dphi, p, kinks, hlen, zmax, k, r):
+    """``(a, b, fgd)`` of :func:`row_coefficients` for all radii ``r``.  Where every row
+    has the same nodes (no kinks away from 0, one panel length), the values
+    ``phi(r_i z_m)`` form a matrix and the coefficients are one BLAS product with the
+    Hermite functions at the nodes, in blocks of rows; otherwise row by row."""
+    n = r.size
+    a = np.empty((n, k))
+    b = np.empty((n, k))
+    fgd = np.empty((n, 3))
+    rmax = float(r.max()) if n else 0.0
+    if np.any(kinks != 0.0) or rmax > 2.0 * hlen:
+        row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b, fgd)
+        return a, b, fgd
+    x, w = panel_nodes(-zmax, zmax, np.unique(kinks), 0.5)
+    psi = hermite_functions(x, k)
+    sw = w * np.exp(-0.25 * x * x) * INV_SQRT_2PI**0.5  # w phi(x)^(1/2)
+    wd = sw * np.exp(-0.25 * x * x) * INV_SQRT_2PI**0.5  # w phi(x)
+    for s in range(0, n, _ROW_BLOCK):
+        e = min(n, s + _ROW_BLOCK)
+        v = np.empty((e - s, x.size))
+        dv = np.empty((e - s, x.size))
+        node_values(phi, dphi, p, np.ascontiguousarray(r[s:e]), x, v, dv)
+        np.matmul(v * sw, psi, out=a[s:e])
+        np.matmul(dv * sw, psi, out=b[s:e])
+        fgd[s:e, 0] = (v * v) @ wd
+        fgd[s:e, 1] = (dv * dv) @ wd
+        fgd[s:e, 2] = 2.0 * ((v * dv) @ (wd * x))
+    return a, b, fgd
+
+
 class RowData:
     """Per-row quantities of one generic layer for inputs of radii ``r`` (``sqrt`` of
     the incoming variances): coefficients ``a``, ``b`` (n, K) and transposed ``at``,
@@ -576,10 +701,7 @@ class RowData:
 
     def __init__(self, phi, dphi, p, kinks, hlen, zmax, k, r):
         n = r.size
-        self.a = np.empty((n, k))
-        self.b = np.empty((n, k))
-        fgd = np.empty((n, 3))
-        row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, self.a, self.b, fgd)
+        self.a, self.b, fgd = coefficients(phi, dphi, p, kinks, hlen, zmax, k, r)
         self.F = fgd[:, 0].copy()
         self.G = fgd[:, 1].copy()
         self.dF = fgd[:, 2].copy()
@@ -615,6 +737,34 @@ class GenericLayer:
         """``(f, g, gap, antigap)`` (m, 4) of the entries ``(rows, cols)``."""
         out = np.empty((rows.size, 4))
         if rows.size:
-            direct_entries(self.phi, self.dphi, self.p, self.kinks, self.hlen, self.jumps,
+            direct_entries(self.phi, self.dphi, self.p, self.kinks, self.hlen, self.zmax,
+                           self.jumps,
                            rows, cols, r1, r2, self.rows.F, self.cols.F, cc, ss, out)
         return out
+
+
+def dual(layer, q1, q2, q12):
+    """``(E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` of a generic activation for flat arrays
+    of variances ``q1``, ``q2`` and covariances ``q12`` (validated by the caller,
+    :func:`analytic_ntk.duals.evaluate`), entry by entry with the same series / direct
+    quadrature choice as the kernel.  The angle is ``arccos(q12 / sqrt(q1 q2))``."""
+    f = np.empty(q1.size)
+    g = np.empty(q1.size)
+    for e in range(q1.size):
+        r1 = math.sqrt(q1[e])
+        r2 = math.sqrt(q2[e])
+        gl = layer._generic_layer(np.array([r1]), np.array([r2]))
+        pp = r1 * r2
+        c = min(max(q12[e] / pp, -1.0), 1.0) if pp > 0.0 else 0.0
+        s = math.sqrt((1.0 - c) * (1.0 + c))
+        if (s == 0.0 and r1 == r2 and c > 0.0) or not series_ok(
+            c, gl.k, gl.rows.lt[0], gl.cols.lt[0]
+        ):
+            vals = gl.direct(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                             np.array([r1]), np.array([r2]), np.array([[c]]), np.array([[s]]))
+            f[e], g[e] = vals[0, 0], vals[0, 1]
+        else:
+            powers = c ** np.arange(gl.k)
+            f[e] = np.sum(gl.rows.a[0] * gl.cols.a[0] * powers)
+            g[e] = np.sum(gl.rows.b[0] * gl.cols.b[0] * powers)
+    return f, g
