@@ -72,6 +72,7 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 SERIES_TOL = 1e-14  # truncation bound of the series, relative to sqrt(F1 F2)
 _GAP_SWITCH = 0.1  # 1 -+ c below this: gap / anti-gap from the tail-sum form
 _TINY_ANGLE = 1e-4  # below this angle, norm parts by Lagrange's identity
+_PRICE_ANGLE = 0.1  # below this acute angle, direct f by Price's theorem from 0 (or pi)
 
 _JIT = {"error_model": "numpy"}
 _CJIT = {"cache": True, "error_model": "numpy"}
@@ -120,40 +121,52 @@ def apply(h, p, x, out):
 
 
 
+@numba.njit(**_JIT, inline="always")
+def _term(h, p, t, ref, mode):
+    v = h(t, p)
+    if mode == 0:
+        return v
+    d = ref - v if mode == 1 else ref + v
+    return d * d
+
+
 @numba.njit(**_JIT)
-def expect(h, p, m, sig, kinks, hlen):
-    """``E[h(m + sig xi)]``, ``xi`` standard normal: ``h(m)`` for ``sig = 0``;
+def expect(h, p, m, sig, kinks, hlen, ref=0.0, mode=0):
+    """``E[h(m + sig xi)]`` (``mode`` 0), ``E[(ref - h(m + sig xi))^2]`` (1) or
+    ``E[(ref + h(m + sig xi))^2]`` (2), ``xi`` standard normal: exact for ``sig = 0``;
     Gauss-Hermite (24 or 64 nodes) where ``[m - 14 sig, m + 14 sig]`` holds no kink and
-    ``sig`` is small against the activation's length scale ``hlen``; otherwise
+    ``sig`` is below 0.1 (0.3) times the activation's length scale ``hlen`` (the longest
+    Gauss-Legendre panel that resolves it, :func:`length_scales`); otherwise
     Gauss-Legendre panels split at the kinks."""
     if sig == 0.0:
-        return h(m, p)
+        return _term(h, p, m, ref, mode)
     inside = False
     for t in kinks:
         if abs(t - m) < Z_RANGE * sig:
             inside = True
-    if not inside and sig <= 0.25 * hlen:
+    if not inside and sig <= 0.1 * hlen:
         acc = 0.0
         for k in range(_GH24_X.size):
-            acc += _GH24_W[k] * h(m + sig * _GH24_X[k], p)
+            acc += _GH24_W[k] * _term(h, p, m + sig * _GH24_X[k], ref, mode)
         return acc
-    if not inside and sig <= hlen:
+    if not inside and sig <= 0.3 * hlen:
         acc = 0.0
         for k in range(_GH64_X.size):
-            acc += _GH64_W[k] * h(m + sig * _GH64_X[k], p)
+            acc += _GH64_W[k] * _term(h, p, m + sig * _GH64_X[k], ref, mode)
         return acc
     br = np.sort((kinks - m) / sig)
     x, w = panel_nodes(-Z_RANGE, Z_RANGE, br, min(2.0, hlen / sig))
     acc = 0.0
     for k in range(x.size):
         xi = x[k]
-        acc += w[k] * math.exp(-0.5 * xi * xi) * h(m + sig * xi, p)
+        acc += w[k] * math.exp(-0.5 * xi * xi) * _term(h, p, m + sig * xi, ref, mode)
     return acc * INV_SQRT_2PI
 
 
 @numba.njit(**_JIT)
-def pair_expect(h, p, r1, r2, c, s, kinks, hlen):
-    """``E[h(u) h(v)]`` for ``u = r1 z1``, ``v = r2 (c z1 + s z2)``: the outer integral
+def pair_expect(h, p, r1, r2, c, s, kinks, hlen, mode=0):
+    """``E[h(u) h(v)]`` (``mode`` 0), ``E[(h(u) - h(v))^2]`` (1) or ``E[(h(u) + h(v))^2]``
+    (2) for ``u = r1 z1``, ``v = r2 (c z1 + s z2)``: the outer integral
     over ``z1`` by Gauss-Legendre panels (split at the kinks of ``h(r1 z1)`` and around
     those of the inner expectation, ``z1 = t / (r2 c) + {0, +-1, +-4, +-12} s / |c|``),
     the inner one by :func:`expect`."""
@@ -186,9 +199,11 @@ def pair_expect(h, p, r1, r2, c, s, kinks, hlen):
     for k in range(x.size):
         z = x[k]
         hu = h(r1 * z, p)
-        if hu != 0.0:
-            acc += w[k] * math.exp(-0.5 * z * z) * hu * expect(h, p, rc * z if c >= 0.0 else
-                                                               -rc * z, sig, kinks, hlen)
+        mz = rc * z if c >= 0.0 else -rc * z
+        if mode != 0:
+            acc += w[k] * math.exp(-0.5 * z * z) * expect(h, p, mz, sig, kinks, hlen, hu, mode)
+        elif hu != 0.0:
+            acc += w[k] * math.exp(-0.5 * z * z) * hu * expect(h, p, mz, sig, kinks, hlen)
     return acc * INV_SQRT_2PI
 
 
@@ -244,11 +259,31 @@ def direct_entry(phi, dphi, p, kinks, hlen, zmax, jumps, r1, r2, c, s, pn):
     docstring); ``pn = sqrt(F(q1) F(q2))`` the outgoing geometric-mean variance,
     ``gap = pn - f``, ``antigap = pn + f``."""
     g = pair_expect(dphi, p, r1, r2, c, s, kinks, hlen)
+    x = atan2p(s, abs(c))  # acute angle
     if jumps:
+        # no Price relation with the pointwise derivative; near theta = 0 (pi) the gap
+        # (anti-gap) from E[(phi(u) -+ phi(v))^2] / 2 - (sqrt F1 - sqrt F2)^2 / 2, whose
+        # integrand does not cancel at the jumps
+        f = pair_expect(phi, p, r1, r2, c, s, kinks, hlen)
+        gap = pn - f
+        anti = pn + f
+        if x < _PRICE_ANGLE:
+            d2 = 0.0
+            if r1 != r2:  # (sqrt F1 - sqrt F2)^2
+                f1 = pair_expect(phi, p, r1, r1, 1.0, 0.0, kinks, hlen)
+                f2 = pair_expect(phi, p, r2, r2, 1.0, 0.0, kinks, hlen)
+                d2 = (f1 - f2) / (math.sqrt(f1) + math.sqrt(f2)) if f1 + f2 > 0.0 else 0.0
+                d2 *= d2
+            half = 0.5 * pair_expect(phi, p, r1, r2, c, s, kinks, hlen, 1 if c > 0 else 2)
+            if c > 0.0:
+                gap = max(half - 0.5 * d2, 0.0)
+            else:
+                anti = max(half - 0.5 * d2, 0.0)
+        return f, g, gap, anti
+    if x >= _PRICE_ANGLE:  # the gaps do not cancel: integrate f itself
         f = pair_expect(phi, p, r1, r2, c, s, kinks, hlen)
         return f, g, pn - f, pn + f
     pp = r1 * r2
-    x = atan2p(s, abs(c))  # acute angle
     sgn = 1.0 if c >= 0.0 else -1.0
     integ = 0.0
     for k in range(_GL6_X.size):
@@ -576,19 +611,21 @@ def length_scales(phi, dphi, p, kinks, rmax):
         If no panel length down to 1e-4 or no range up to ``|z| = 60`` converges (the
         activation is too rough, or its Gaussian moments do not exist at this variance).
     """
-    hlen = 2.0
+    hlen = 4.0
     zmax = Z_RANGE
-    ref = _one_row(phi, dphi, p, kinks, rmax, hlen, zmax, 1)[2][:2]
     while True:
-        new = _one_row(phi, dphi, p, kinks, rmax, 0.5 * hlen, zmax, 1)[2][:2]
-        if not np.all(np.isfinite(new)):
-            raise ValueError(f"E[phi^2] or E[phi'^2] is not finite at variance {rmax**2:g}")
+        # at a radius where panels of hlen / r (< 0.5) decide the resolution
+        rt = max(rmax, 4.0 * hlen)
+        ref = _one_row(phi, dphi, p, kinks, rt, hlen, zmax, 1)[2][:2]
+        new = _one_row(phi, dphi, p, kinks, rt, 0.5 * hlen, zmax, 1)[2][:2]
+        if not (np.all(np.isfinite(new)) and np.all(np.isfinite(ref))):
+            raise ValueError(f"E[phi^2] or E[phi'^2] is not finite at variance {rt**2:g}")
         if _close(new, ref, 1e-14):
             break
         hlen *= 0.5
-        ref = new
         if hlen < 1e-4:
             raise ValueError("the activation is too rough for the quadrature (no convergence)")
+    ref = _one_row(phi, dphi, p, kinks, rmax, hlen, zmax, 1)[2][:2]
     while True:
         new = _one_row(phi, dphi, p, kinks, rmax, hlen, zmax + 6.0, 1)[2][:2]
         if np.all(np.isfinite(new)) and _close(new, ref, 1e-15):
