@@ -1,6 +1,6 @@
 """Run every derivation script: ``python -m derivations``.
 
-Each script prints what it derives and checks, and rewrites its file in
+Each script prints what it derives and checks, and rewrites its file (if any) in
 ``analytic_ntk/_generated/`` (deterministically: an unchanged derivation reproduces the
 committed file byte for byte; the tests check that).  After regenerating, delete
 ``analytic_ntk/__pycache__`` so that numba recompiles the kernels that use the files.
@@ -8,9 +8,9 @@ committed file byte for byte; the tests check that).  After regenerating, delete
 
 from __future__ import annotations
 
-from . import fastmath, gelu_norm
+from . import arccos, duals, fastmath, gelu_norm, hermite, pointwise
 
-SCRIPTS = (fastmath, gelu_norm)
+SCRIPTS = (fastmath, gelu_norm, arccos, pointwise, duals, hermite)
 
 
 def main() -> None:
