@@ -362,23 +362,23 @@ def _row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b):
     return big_f, big_g, d_f
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(**_JIT)
 def row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b, fgd):
     """:func:`_row_coefficients` for every ``r[i]`` (in parallel): rows of ``a``, ``b``
     (n, K) and of ``fgd`` (n, 3) = ``(F, G, F')``."""
-    for i in prange(r.size):
+    for i in range(r.size):
         f, g, d = _row_coefficients(phi, dphi, p, r[i], kinks, hlen, zmax, a[i], b[i])
         fgd[i, 0] = f
         fgd[i, 1] = g
         fgd[i, 2] = d
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(**_JIT)
 def direct_entries(phi, dphi, p, kinks, hlen, zmax, jumps, rows, cols, r1, r2, pn1, pn2, cc,
                    ss, out):
     """:func:`direct_entry` for the flagged entries ``(rows[e], cols[e])`` (in parallel):
     ``out[e] = (f, g, gap, antigap)``."""
-    for e in prange(rows.size):
+    for e in range(rows.size):
         i = rows[e]
         j = cols[e]
         f, g, gap, anti = direct_entry(
@@ -687,11 +687,11 @@ def hermite_functions(x, k):
     return psi
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(**_JIT)
 def node_values(phi, dphi, p, r, x, v, dv):
     """``v[i, m] = phi(r[i] x[m], p)``, ``dv[i, m] = dphi(r[i] x[m], p)`` (rows in
     parallel)."""
-    for i in prange(r.size):
+    for i in range(r.size):
         for m in range(x.size):
             v[i, m] = phi(r[i] * x[m], p)
             dv[i, m] = dphi(r[i] * x[m], p)
