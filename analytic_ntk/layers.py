@@ -174,6 +174,26 @@ class Activation(metaclass=_ActivationType):
     def _dual_spec(self):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def numerical(self) -> GenericActivation:
+        """The same activation with its dual and NTK factor computed numerically
+        (:mod:`analytic_ntk.quadrature`), from the pointwise functions that
+        ``derivations/pointwise.py`` generates (:mod:`analytic_ntk._generated.pointwise`):
+        an independent check of the closed form."""
+        from ._generated import pointwise
+
+        family = pointwise.LAYERS[type(self).__name__]
+        phi, dphi, _ = pointwise.POINTWISE[family]
+        values = []
+        for name in pointwise.PARAMS[family]:
+            v = getattr(self, name)
+            values.extend(np.atleast_1d(np.asarray(v, dtype=np.float64)).tolist())
+        kinks = (0.0,) if family in ("abrelu", "sign", "rectmono") else ()
+        p = np.asarray(values, dtype=np.float64)
+        return GenericActivation(
+            name=f"numerical {self!r}", expr=None, deriv_expr=None, kinks=kinks,
+            jumps=_has_jumps(phi, p, kinks), params=tuple(values), phi=phi, dphi=dphi,
+        )
+
     @property
     def is_smooth(self) -> bool:
         """True when the dual is a smooth (analytic) function of the covariance."""
