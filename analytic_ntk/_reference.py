@@ -506,6 +506,11 @@ def _is_generic(act) -> bool:
 
 
 def _generic_dual_of(act, q1, q2, q12):
+    if act.expr is None or act.deriv_expr is None:
+        raise NotImplementedError(
+            f"no reference dual for {type(act).__name__} without an expression (built from "
+            "functions): the reference integrates expr and deriv_expr"
+        )
     pair = _lambdify(*_generic_symbol(act))[2]
     kinks = tuple(act.kinks or ())
     f, g = _generic_dual_pair(pair, kinks, q1, q2, q12, min(mpmath.mp.dps, GENERIC_DPS))

@@ -201,6 +201,8 @@ def test_dual_duck_typing():
         assert abs(f - f0) < TOL and abs(g - g0) < TOL
     with pytest.raises(NotImplementedError):
         R.dual(object(), q, q, q)
+    with pytest.raises(NotImplementedError, match="without an expression"):
+        R.dual(StandIn(None, None, ()), q, q, q)  # a layer built from functions
 
 
 def test_reference_network_with_standin():
