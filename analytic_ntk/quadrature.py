@@ -45,6 +45,7 @@ once for all activations (cached).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -640,12 +641,12 @@ def length_scales(phi, dphi, p, kinks, rmax):
 
 
 def _log_tail(total, coefs):
-    """``log sqrt(tail / total)`` with ``tail = total - sum coefs^2``, at least ``1e-16``
-    relative (rounding)."""
-    tail = total - np.sum(coefs * coefs)
-    if not total > 0.0:
-        return -40.0
-    return 0.5 * math.log(max(tail / total, 1e-16))
+    """Per row ``log sqrt(tail / total)``, ``tail = total - sum_k coefs^2``, at least
+    ``1e-16`` relative (rounding); -40 where ``total`` is 0."""
+    tail = total - np.einsum("ik,ik->i", coefs, coefs)
+    pos = total > 0.0
+    ratio = np.where(pos, tail / np.where(pos, total, 1.0), 0.0)
+    return np.where(pos, 0.5 * np.log(np.maximum(ratio, 1e-16)), -40.0)
 
 
 def choose_terms(phi, dphi, p, kinks, hlen, zmax, radii):
@@ -700,6 +701,19 @@ def node_values(phi, dphi, p, r, x, v, dv):
 _ROW_BLOCK = 2048
 
 
+@functools.lru_cache(maxsize=16)
+def _common_nodes(zmax, k, split_at_zero):
+    """Nodes, weights, Hermite functions ``psi`` (N, k), ``w phi(x)^(1/2)`` and
+    ``w phi(x)`` of the shared node set (cached: they depend on ``zmax, k`` only)."""
+    x, w = panel_nodes(-zmax, zmax, np.array([0.0]) if split_at_zero else np.empty(0), 0.5)
+    psi = hermite_functions(x, k)
+    sw = w * np.exp(-0.25 * x * x) * INV_SQRT_2PI**0.5
+    wd = sw * np.exp(-0.25 * x * x) * INV_SQRT_2PI**0.5
+    for a in (x, psi, sw, wd):
+        a.setflags(write=False)
+    return x, w, psi, sw, wd
+
+
 def coefficients(phi, dphi, p, kinks, hlen, zmax, k, r):
     """``(a, b, fgd)`` of :func:`row_coefficients` for all radii ``r``.  Where every row
     has the same nodes (no kinks away from 0, one panel length), the values
@@ -713,10 +727,7 @@ def coefficients(phi, dphi, p, kinks, hlen, zmax, k, r):
     if np.any(kinks != 0.0) or rmax > 2.0 * hlen:
         row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b, fgd)
         return a, b, fgd
-    x, w = panel_nodes(-zmax, zmax, np.unique(kinks), 0.5)
-    psi = hermite_functions(x, k)
-    sw = w * np.exp(-0.25 * x * x) * INV_SQRT_2PI**0.5  # w phi(x)^(1/2)
-    wd = sw * np.exp(-0.25 * x * x) * INV_SQRT_2PI**0.5  # w phi(x)
+    x, w, psi, sw, wd = _common_nodes(float(zmax), int(k), bool(kinks.size))
     for s in range(0, n, _ROW_BLOCK):
         e = min(n, s + _ROW_BLOCK)
         v = np.empty((e - s, x.size))
@@ -737,15 +748,11 @@ class RowData:
     :func:`series_ok`."""
 
     def __init__(self, phi, dphi, p, kinks, hlen, zmax, k, r):
-        n = r.size
         self.a, self.b, fgd = coefficients(phi, dphi, p, kinks, hlen, zmax, k, r)
         self.F = fgd[:, 0].copy()
         self.G = fgd[:, 1].copy()
         self.dF = fgd[:, 2].copy()
-        self.lt = np.array(
-            [max(_log_tail(self.F[i], self.a[i]), _log_tail(self.G[i], self.b[i]))
-             for i in range(n)]
-        )
+        self.lt = np.maximum(_log_tail(self.F, self.a), _log_tail(self.G, self.b))
         self.at = np.ascontiguousarray(self.a.T)
         self.bt = np.ascontiguousarray(self.b.T)
 
