@@ -787,28 +787,34 @@ class GenericLayer:
         return out
 
 
+def dual_pair(layer, q1, q2, c, s):
+    """``(f, g)`` of a generic activation for one pair given by its variances and the
+    cosine and sine of its angle (``s >= 0``; pass them accurately, e.g. from the exact
+    determinant, for near-duplicate pairs), with the same series / direct quadrature
+    choice as the kernel."""
+    r1 = math.sqrt(q1)
+    r2 = math.sqrt(q2)
+    gl = layer._generic_layer(np.array([r1]), np.array([r2]))
+    if (s == 0.0 and r1 == r2 and c > 0.0) or not series_ok(
+        c, gl.k, gl.rows.lt[0], gl.cols.lt[0]
+    ):
+        vals = gl.direct(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                         np.array([r1]), np.array([r2]), np.array([[c]]), np.array([[s]]))
+        return float(vals[0, 0]), float(vals[0, 1])
+    powers = c ** np.arange(gl.k)
+    return (float(np.sum(gl.rows.a[0] * gl.cols.a[0] * powers)),
+            float(np.sum(gl.rows.b[0] * gl.cols.b[0] * powers)))
+
+
 def dual(layer, q1, q2, q12):
     """``(E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` of a generic activation for flat arrays
     of variances ``q1``, ``q2`` and covariances ``q12`` (validated by the caller,
-    :func:`analytic_ntk.duals.evaluate`), entry by entry with the same series / direct
-    quadrature choice as the kernel.  The angle is ``arccos(q12 / sqrt(q1 q2))``."""
+    :func:`analytic_ntk.duals.evaluate`), entry by entry (:func:`dual_pair`).  The angle
+    is ``arccos(q12 / sqrt(q1 q2))``."""
     f = np.empty(q1.size)
     g = np.empty(q1.size)
     for e in range(q1.size):
-        r1 = math.sqrt(q1[e])
-        r2 = math.sqrt(q2[e])
-        gl = layer._generic_layer(np.array([r1]), np.array([r2]))
-        pp = r1 * r2
+        pp = math.sqrt(q1[e]) * math.sqrt(q2[e])
         c = min(max(q12[e] / pp, -1.0), 1.0) if pp > 0.0 else 0.0
-        s = math.sqrt((1.0 - c) * (1.0 + c))
-        if (s == 0.0 and r1 == r2 and c > 0.0) or not series_ok(
-            c, gl.k, gl.rows.lt[0], gl.cols.lt[0]
-        ):
-            vals = gl.direct(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
-                             np.array([r1]), np.array([r2]), np.array([[c]]), np.array([[s]]))
-            f[e], g[e] = vals[0, 0], vals[0, 1]
-        else:
-            powers = c ** np.arange(gl.k)
-            f[e] = np.sum(gl.rows.a[0] * gl.cols.a[0] * powers)
-            g[e] = np.sum(gl.rows.b[0] * gl.cols.b[0] * powers)
+        f[e], g[e] = dual_pair(layer, q1[e], q2[e], c, math.sqrt((1.0 - c) * (1.0 + c)))
     return f, g

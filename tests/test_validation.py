@@ -108,3 +108,14 @@ def test_registry_and_cli(tmp_path, capsys):
         assert exc.value.code == 2
     finally:
         registry.EXPERIMENTS.pop("_probe", None)
+
+
+def test_generic_check_tanh_and_hard_tanh():
+    """The ``generic`` experiment's comparison on a near-duplicate and a plain pair."""
+    from validation import generic_check
+
+    covs = [c for c in generic_check.covariances(True) if c[2] > 0]
+    for name, expr, tol in (("tanh", "tanh(t)", 1e-10), ("hard_tanh", "Min(Max(t, -1), 1)", 1e-8)):
+        r = generic_check.check(name, expr, tol, covs)
+        assert r["passed"], r
+        assert r["max_err"] < tol
