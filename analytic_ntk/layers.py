@@ -632,9 +632,15 @@ def _make_activation(expr, *, symbol=None, derivative=None, kinks=None, closed_f
         raise ValueError("derivative= and kinks= go with a function; an expression has its own")
     from .symbolic import activation as sa
 
-    parsed = sa.parse(expr, symbol)
+    parsed = sa.parse(expr, symbol, moments=False)
     if closed_form:
         layer = sa.closed_form(parsed)
+        if isinstance(layer, Gaussian) and layer.b > 0:
+            raise ValueError(
+                f"activation {parsed.expr} grows like exp({layer.b:g} t^2): its Gaussian "
+                f"moments do not exist for variances >= {1 / (4 * layer.b):g}; build "
+                "Gaussian(a, b) explicitly if every variance stays below that"
+            )
         if layer is not None:
             return layer
     sa.check_moments(parsed)

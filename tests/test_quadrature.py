@@ -232,3 +232,15 @@ def test_numerical_path_matches_closed_forms(act, pair, bias):
     for field in ("nngp", "ntk"):
         err = _scaled(getattr(kn, field), getattr(kc, field))
         assert err.max() < tol, (field, err.max())
+
+
+def test_expression_front_end():
+    """Closed forms are recognised before the moment check; errors name the problem."""
+    assert nt.Activation("exp(-0.5*t**2)") == nt.Gaussian(1.0, -0.5)
+    assert nt.Activation("2*erf(3*x)") == nt.Erf(2.0, 3.0, 0.0)
+    assert isinstance(nt.Activation("tanh(t)"), nt.layers.GenericActivation)
+    bad_cases = (("exp(t**2)", "moments"), ("exp(0.01*t**2)", "moments"),
+                 ("exp(exp(t))", "moment"), ("x*y", "symbol"), ("sqrt(t)", "real"))
+    for bad, msg in bad_cases:
+        with pytest.raises(ValueError, match=msg):
+            nt.Activation(bad)
