@@ -554,3 +554,22 @@ def test_overflow_raises():
         net.kernel(x)
     with pytest.raises(ValueError, match="not finite"):
         net.kernel(x, diagonal=True)
+
+
+@pytest.mark.xfail(strict=False, reason="known: 1.6e-13 > 1e-13 on this 9-layer Erf stack "
+                   "(antipodal inputs, standard parameterization); found by CI, also present "
+                   "before issue 3; cause (conditioning of the deep map or rounding) not found")
+def test_regression_deep_erf_stack_antipodal():
+    def dense(w, b):
+        return Dense(width=1, weight_std=w, bias_std=b, parameterization="standard")
+
+    acts = [Erf(1.5, 0.75, 0.0), Erf(2.0, 2.0, 0.0), Erf(2.0, 0.5, 0.0), Erf(2.0, 0.125, 0.0),
+            Erf(1.0, 2.0, 0.0), Erf(2.0, 1.0, 0.0), Erf(1.0, 2.0, 0.0), Erf(1.0, 1.0, 0.0),
+            Erf(1.0, 1.0, 0.0)]
+    dense_params = [(1.5, 0.0), (0.5, 0.5), (1.0, 0.0), (1.0, 0.0), (1.0, 1.0), (1.0, 0.0),
+                    (1.5, 0.0), (1.0, 0.0), (1.0, 0.0), (1.0, 0.0)]
+    layers = [dense(*dense_params[0])]
+    for act, dp in zip(acts, dense_params[1:]):
+        layers += [act, dense(*dp)]
+    x = np.array([[0.13335214, 0.0], [-0.13335214, -0.0]])
+    _assert_accurate(serial(*layers), x)
