@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -51,6 +50,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from _measure import _best_of, _fmt_times, _Foreign, _reset_peak_rss, _status_kib, _verdict
 
 W_STD = 1.5
 B_STD = 0.05
@@ -67,67 +67,6 @@ MEM_TARGET_N = 2000  # the memory target applies from this n on
 # ------------------------------------------------------------------------ helpers
 
 
-def _status_kib(key: str) -> int:
-    """A ``/proc/self/status`` field (``VmRSS``, ``VmHWM``) in KiB, -1 if absent."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
-
-
-def _reset_peak_rss() -> bool:
-    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False where unsupported."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return _status_kib("VmHWM") <= _status_kib("VmRSS") + 64
-
-
-class _Foreign:
-    """CPU time used by *other* processes during a section (``/proc/stat`` busy jiffies
-    minus this process's and its waited-for children's CPU time), as a fraction of all
-    CPUs: the machine is shared, so every section reports it."""
-
-    def __init__(self):
-        self.ncpu = os.cpu_count() or 1
-        self.start = self._sample()
-
-    @staticmethod
-    def _sample():
-        try:
-            with open("/proc/stat") as fh:
-                vals = [int(v) for v in fh.readline().split()[1:9]]
-            busy = (sum(vals) - vals[3] - vals[4]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError):
-            busy = math.nan
-        ot = os.times()
-        own = ot.user + ot.system + ot.children_user + ot.children_system
-        return time.perf_counter(), busy, own
-
-    def stop(self) -> float:
-        t1, b1, o1 = self._sample()
-        t0, b0, o0 = self.start
-        wall = max(t1 - t0, 1e-9)
-        return max(0.0, (b1 - b0) - (o1 - o0)) / (wall * self.ncpu)
-
-
-def _best_of(fn, repeats: int):
-    """Wall times of ``repeats`` calls of ``fn`` (its result dropped before the next)."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-        del out
-    return min(times), times
-
-
 def _make_inputs(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, D))
 
@@ -138,16 +77,8 @@ def _ref_index(n: int, rows: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(rows, n), replace=False))
 
 
-def _fmt_times(times) -> str:
-    return "[" + ", ".join(f"{t:.3f}" for t in times) + "]"
-
-
 def _fmt(v, spec=".3f", width=8) -> str:
     return f"{'n/a':>{width}}" if v is None else f"{v:{width}{spec}}"
-
-
-def _verdict(ok) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
 def _our_net():

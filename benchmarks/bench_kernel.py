@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import os
 import subprocess
 import sys
@@ -48,6 +47,7 @@ import tempfile
 import time
 
 import numpy as np
+from _measure import _best_of, _fmt_times, _Foreign, _reset_peak_rss, _status_kib, _verdict
 
 W_STD = 1.4
 B_STDS = (0.1, 0.0)  # the first is the headline network
@@ -57,68 +57,6 @@ TARGET_GRAM = 1.5
 TARGET_MEM = 3.0
 
 # ------------------------------------------------------------------------ helpers
-
-
-def _status_kib(key: str) -> int:
-    """A ``/proc/self/status`` field (``VmRSS``, ``VmHWM``) in KiB, -1 if absent."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
-
-
-def _reset_peak_rss() -> bool:
-    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False where unsupported."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return _status_kib("VmHWM") <= _status_kib("VmRSS") + 64
-
-
-class _Foreign:
-    """CPU time used by *other* processes (and stolen by the hypervisor) during a section:
-    busy jiffies of ``/proc/stat`` minus this process's (and its waited-for children's)
-    own CPU time.  The machine is shared, so every section reports it."""
-
-    def __init__(self):
-        self.ncpu = os.cpu_count() or 1
-        self.start = self._sample()
-
-    @staticmethod
-    def _sample():
-        try:
-            with open("/proc/stat") as fh:
-                vals = [int(v) for v in fh.readline().split()[1:9]]
-            busy = (sum(vals) - vals[3] - vals[4]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError):
-            busy = math.nan
-        ot = os.times()
-        own = ot.user + ot.system + ot.children_user + ot.children_system
-        return time.perf_counter(), busy, own
-
-    def stop(self) -> float:
-        """Fraction of all CPUs used by others since construction."""
-        t1, b1, o1 = self._sample()
-        t0, b0, o0 = self.start
-        wall = max(t1 - t0, 1e-9)
-        return max(0.0, (b1 - b0) - (o1 - o0)) / (wall * self.ncpu)
-
-
-def _best_of(fn, repeats: int):
-    """Wall times of ``repeats`` calls of ``fn`` (its result is dropped before the next)."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-        del out
-    return min(times), times
 
 
 def _make_inputs(n: int, d: int, seed: int) -> np.ndarray:
@@ -142,14 +80,6 @@ def _our_net(b_std: float):
 
 def _fmt_s(t) -> str:
     return "    n/a" if t is None else f"{t:7.3f}"
-
-
-def _fmt_times(times) -> str:
-    return "[" + ", ".join(f"{t:.3f}" for t in times) + "]"
-
-
-def _verdict(ok) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
 # ------------------------------------------------------ neural-tangents subprocess
