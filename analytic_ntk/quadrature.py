@@ -307,6 +307,27 @@ def direct_entry(phi, dphi, p, kinks, hlen, zmax, jumps, r1, r2, c, s, pn):
     return f, g, pn - f, max(pn + f_end, 0.0) + integ
 
 
+@numba.njit(**_CJIT)
+def hermite_functions(x, k):
+    """``psi[j, m] = h_j(x_m) phi(x_m)^(1/2)``, ``j < k`` (normalised Hermite functions:
+    ``h_j = He_j / sqrt(j!)``, ``phi`` the standard normal density), by the stable
+    recurrence ``psi_(j+1) = (x psi_j - sqrt(j) psi_(j-1)) / sqrt(j+1)``, vectorised over
+    the nodes."""
+    n = x.size
+    psi = np.empty((k, n))
+    for m in range(n):
+        psi[0, m] = math.exp(-0.25 * x[m] * x[m]) * (INV_SQRT_2PI**0.5)
+    if k > 1:
+        for m in range(n):
+            psi[1, m] = x[m] * psi[0, m]
+    for j in range(1, k - 1):
+        c1 = math.sqrt(j)
+        u = 1.0 / math.sqrt(j + 1.0)
+        for m in range(n):
+            psi[j + 1, m] = (x[m] * psi[j, m] - c1 * psi[j - 1, m]) * u
+    return psi
+
+
 @numba.njit(error_model="numpy", fastmath={"reassoc", "contract"})
 def _row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b):
     """Hermite coefficients ``a_k(r)``, ``b_k(r)``, ``k < K = a.size``, and
@@ -315,7 +336,7 @@ def _row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b):
 
     Nodes: Gauss-Legendre panels on ``[-zmax, zmax]`` no longer than
     ``min(0.5, hlen / r)``, split at the kinks ``t / r``; the normalised Hermite functions
-    ``psi_k(z) = h_k(z) phi(z)^(1/2)`` by their stable three-term recurrence."""
+    at the nodes from :func:`hermite_functions`."""
     nk = a.size
     if r > 0.0:
         br = np.sort(kinks / r)
@@ -325,10 +346,8 @@ def _row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b):
         hmax = 0.5
     x, w = panel_nodes(-zmax, zmax, br, hmax)
     nz = x.size
-    fv = np.empty(nz)  # w phi(r z) phi(z)^(1/2), the phi(z)^(1/2) of psi_0 included below
+    fv = np.empty(nz)  # w phi(r z) phi(z)^(1/2)
     fd = np.empty(nz)
-    p0 = np.empty(nz)
-    p1 = np.empty(nz)
     big_f = 0.0
     big_g = 0.0
     d_f = 0.0
@@ -343,23 +362,9 @@ def _row_coefficients(phi, dphi, p, r, kinks, hlen, zmax, a, b):
         d_f += wm * ew * 2.0 * z * v * dv
         fv[m] = wm * v
         fd[m] = wm * dv
-        p0[m] = ew
-        p1[m] = z * ew
-    # psi_(k+1) = (z psi_k - sqrt(k) psi_(k-1)) / sqrt(k+1), vectorised over the nodes
-    for k in range(nk):
-        sa = 0.0
-        sb = 0.0
-        for m in range(nz):
-            sa += fv[m] * p0[m]
-            sb += fd[m] * p0[m]
-        a[k] = sa
-        b[k] = sb
-        c1 = math.sqrt(k + 1.0)
-        u = 1.0 / math.sqrt(k + 2.0)
-        for m in range(nz):
-            p2 = (x[m] * p1[m] - c1 * p0[m]) * u
-            p0[m] = p1[m]
-            p1[m] = p2
+    psi = hermite_functions(x, nk)
+    a[:] = np.dot(psi, fv)
+    b[:] = np.dot(psi, fd)
     return big_f, big_g, d_f
 
 
@@ -457,25 +462,14 @@ def _series_chunk(ai, bi, at, bt, cc, j0, m, kseg, f, g):
 
 
 @numba.njit(**_CJIT)
-def _tail_sum(ai, at, j, kseg, c):
-    """``(sum_k alpha_k, H)`` with ``alpha_k = ai[k] at[k, j]`` and
+def _tail_sum(ai, at, j, kseg, c, alt):
+    """``(sum_k alpha_k, H)`` with ``alpha_k = ai[k] at[k, j]`` (times ``(-1)^k`` with
+    ``alt``, for the anti-gap near ``c = -1``, called with ``-c``) and
     ``sum_k alpha_k (1 - c^k) = (1 - c) H``, ``H = sum_j c^j sum_{k > j} alpha_k``."""
     tot = 0.0
     hh = 0.0
     for k in range(kseg - 1, 0, -1):
-        tot += ai[k] * at[k, j]
-        hh = hh * c + tot
-    tot += ai[0] * at[0, j]
-    return tot, hh
-
-
-@numba.njit(**_CJIT)
-def _tail_sum_alt(ai, at, j, kseg, c):
-    """:func:`_tail_sum` for ``(-1)^k alpha_k`` at ``-c`` (the anti-gap near ``c = -1``)."""
-    tot = 0.0
-    hh = 0.0
-    for k in range(kseg - 1, 0, -1):
-        sg = -1.0 if k % 2 else 1.0
+        sg = -1.0 if alt and k % 2 else 1.0
         tot += sg * ai[k] * at[k, j]
         hh = hh * c + tot
     tot += ai[0] * at[0, j]
@@ -549,7 +543,7 @@ def series_layer(th, cc, ss, dr, nk, sym, ai, bi, at, bt, fo1, fo2, go1, go2, df
                     gap = pn - f
                     anti = pn + f
                     if c > 0.0 and s * s < _GAP_SWITCH * (1.0 + c):  # 1 - c small
-                        tot, hh = _tail_sum(ai[i], at, j, kseg, c)
+                        tot, hh = _tail_sum(ai[i], at, j, kseg, c, False)
                         if dr[i, j] == 0.0:
                             normpart = 0.0
                         elif s < _TINY_ANGLE:
@@ -558,7 +552,7 @@ def series_layer(th, cc, ss, dr, nk, sym, ai, bi, at, bt, fo1, fo2, go1, go2, df
                             normpart = max(pn - tot, 0.0)
                         gap = normpart + (s * s / (1.0 + c)) * hh
                     elif c < 0.0 and s * s < _GAP_SWITCH * (1.0 - c):  # 1 + c small
-                        tot, hh = _tail_sum_alt(ai[i], at, j, kseg, -c)
+                        tot, hh = _tail_sum(ai[i], at, j, kseg, -c, True)
                         anti = max(pn + tot, 0.0) - (s * s / (1.0 - c)) * hh
                 nk[i, j] *= g
                 if pn > 0.0:
@@ -666,28 +660,6 @@ def choose_terms(phi, dphi, p, kinks, hlen, zmax, radii):
     return int(-(-need // _K_STEP) * _K_STEP) if need < K_CAP else K_CAP
 
 
-@numba.njit(**_CJIT)
-def hermite_functions(x, k):
-    """``psi[m, j] = h_j(x_m) phi(x_m)^(1/2)``, ``j < k`` (normalised Hermite functions:
-    ``h_j = He_j / sqrt(j!)``, ``phi`` the standard normal density), by the stable
-    recurrence ``psi_(j+1) = (x psi_j - sqrt(j) psi_(j-1)) / sqrt(j+1)``."""
-    n = x.size
-    psi = np.empty((n, k))
-    for m in range(n):
-        z = x[m]
-        p0 = math.exp(-0.25 * z * z) * (INV_SQRT_2PI**0.5)
-        psi[m, 0] = p0
-        if k > 1:
-            p1 = z * p0
-            psi[m, 1] = p1
-            for j in range(1, k - 1):
-                p2 = (z * p1 - math.sqrt(j) * p0) / math.sqrt(j + 1.0)
-                psi[m, j + 1] = p2
-                p0 = p1
-                p1 = p2
-    return psi
-
-
 @numba.njit(**_JIT)
 def node_values(phi, dphi, p, r, x, v, dv):
     """``v[i, m] = phi(r[i] x[m], p)``, ``dv[i, m] = dphi(r[i] x[m], p)`` (rows in
@@ -703,7 +675,7 @@ _ROW_BLOCK = 2048
 
 @functools.lru_cache(maxsize=16)
 def _common_nodes(zmax, k, split_at_zero):
-    """Nodes, weights, Hermite functions ``psi`` (N, k), ``w phi(x)^(1/2)`` and
+    """Nodes, weights, Hermite functions ``psi`` (k, N), ``w phi(x)^(1/2)`` and
     ``w phi(x)`` of the shared node set (cached: they depend on ``zmax, k`` only)."""
     x, w = panel_nodes(-zmax, zmax, np.array([0.0]) if split_at_zero else np.empty(0), 0.5)
     psi = hermite_functions(x, k)
@@ -733,8 +705,8 @@ def coefficients(phi, dphi, p, kinks, hlen, zmax, k, r):
         v = np.empty((e - s, x.size))
         dv = np.empty((e - s, x.size))
         node_values(phi, dphi, p, np.ascontiguousarray(r[s:e]), x, v, dv)
-        np.matmul(v * sw, psi, out=a[s:e])
-        np.matmul(dv * sw, psi, out=b[s:e])
+        np.matmul(v * sw, psi.T, out=a[s:e])
+        np.matmul(dv * sw, psi.T, out=b[s:e])
         fgd[s:e, 0] = (v * v) @ wd
         fgd[s:e, 1] = (dv * dv) @ wd
         fgd[s:e, 2] = 2.0 * ((v * dv) @ (wd * x))
@@ -801,9 +773,11 @@ def dual_pair(layer, q1, q2, c, s):
         vals = gl.direct(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
                          np.array([r1]), np.array([r2]), np.array([[c]]), np.array([[s]]))
         return float(vals[0, 0]), float(vals[0, 1])
-    powers = c ** np.arange(gl.k)
-    return (float(np.sum(gl.rows.a[0] * gl.cols.a[0] * powers)),
-            float(np.sum(gl.rows.b[0] * gl.cols.b[0] * powers)))
+    f = np.empty(1)
+    g = np.empty(1)
+    _series_chunk(gl.rows.a[0], gl.rows.b[0], gl.cols.at, gl.cols.bt, np.array([c]), 0, 1,
+                  gl.k, f, g)
+    return float(f[0]), float(g[0])
 
 
 def dual(layer, q1, q2, q12):

@@ -757,6 +757,19 @@ def _generic_diagonals(network, codes, params, x1, x2, sym):
     return dqs[0], dns[0], (dqs[0] if sym else dqs[1]), generic
 
 
+def _finish(nngp, ntk, dq1, dn1, dq2, sym, bad):
+    """With ``sym`` the pairs ``(x, x)`` take the diagonal recursion, their exact
+    evaluation (angle 0 throughout), free of the ulp-level rounding of the row state;
+    ``ValueError`` if an entry is not finite; the :class:`Kernel`."""
+    if sym:
+        idx = np.arange(nngp.shape[0])
+        nngp[idx, idx] = dq1[-1]
+        ntk[idx, idx] = dn1[-1]
+    if bad.any():
+        raise ValueError("kernel is not finite (overflow in an activation's dual)")
+    return Kernel(nngp=nngp, ntk=ntk, cov1=dq1[-1].copy(), cov2=dq2[-1].copy())
+
+
 def _kernel_layerwise(network, codes, params, x1, x2, sym, diagonal):
     """Kernels of a network with generic activation layers: the same per-entry state and
     layer maps as :func:`_fused`, but run one layer at a time over all entries (the
@@ -802,12 +815,7 @@ def _kernel_layerwise(network, codes, params, x1, x2, sym, diagonal):
     del cc
     if sym:
         _mirror_rows(nngp, ntk, 0, n1)
-        idx = np.arange(n1)
-        nngp[idx, idx] = dq1[-1]
-        ntk[idx, idx] = dn1[-1]
-    if bad.any():
-        raise ValueError("kernel is not finite (overflow in an activation's dual)")
-    return Kernel(nngp=nngp, ntk=ntk, cov1=dq1[-1].copy(), cov2=dq2[-1].copy())
+    return _finish(nngp, ntk, dq1, dn1, dq2, sym, bad)
 
 
 def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
@@ -840,12 +848,4 @@ def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
     ntk = np.empty((n1, n2))
     bad = np.zeros(n1, dtype=np.bool_)
     _fused(nngp, ntk, x1, x2, *state, sym, bad)
-    if sym:
-        # the pairs (x, x): the diagonal recursion is their exact evaluation (angle 0
-        # throughout), free of the ulp-level rounding of the row state
-        idx = np.arange(n1)
-        nngp[idx, idx] = dq1[-1]
-        ntk[idx, idx] = dn1[-1]
-    if bad.any():
-        raise ValueError("kernel is not finite (overflow in an activation's dual)")
-    return Kernel(nngp=nngp, ntk=ntk, cov1=dq1[-1].copy(), cov2=dq2[-1].copy())
+    return _finish(nngp, ntk, dq1, dn1, dq2, sym, bad)
