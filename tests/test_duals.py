@@ -448,10 +448,59 @@ def test_norm_part_and_diagonal_difference(name, q1, eps):
 
 def test_generated_gelu_norm_is_current(tmp_path):
     """``_generated/gelu_norm.py`` is exactly what ``derivations/gelu_norm.py`` writes
-    (SymPy derivation, deterministic; the script also checks its identities at 40
-    digits)."""
+    (SymPy derivation, deterministic).  The script's own 40-digit checks of the integral
+    identities take ~25 s and run with ``python -m derivations``; the generated
+    functions are checked against mpmath by ``test_norm_part_and_diagonal_difference``."""
     from derivations import gelu_norm
 
     out = tmp_path / "gelu_norm.py"
-    gelu_norm.main(out)
+    gelu_norm.write(out)
     assert out.read_text() == gelu_norm.OUTPUT.read_text()
+
+
+# ------------------------------------------- the angle part of the gap near c = +-1
+
+_INTEGRAL_ACTS = {
+    **_NORM_ACTS,
+    "erf_steep": Erf(1.0, 2.0),  # g has a singularity at o = -1/(8 q): the CI regression
+    "exp_steep": Exp(1.0, 1.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_INTEGRAL_ACTS))
+@pytest.mark.parametrize("q1, q2", [(0.8, 0.8), (0.03, 0.05), (6.0, 5.0), (40.0, 40.0)])
+@pytest.mark.parametrize("m", [1e-12, 1e-6, 0.0149])
+@pytest.mark.parametrize("anti", [False, True])
+def test_factor_integral(name, q1, q2, m, anti):
+    """``smooth_factor_integral`` against 60-digit mpmath differences of the dual:
+    ``F(P) - F(P c)`` at ``c = 1 - m`` and ``F(P c) - F(-P)`` at ``c = -1 + m``
+    (``P = sqrt(q1 q2)``), the part of the gap (anti-gap) that ``smooth_pair`` adds to
+    the norm part below ``1 - |c| = 0.02``.  The 5-point Gauss-Legendre rule on the factor
+    used before was off by 3.4e-5 (relative) for ``Erf(1, 2)`` and 3.9e-11 for ``Gelu`` at
+    variance 40, m = 0.0149; a milder case of it was the 1.6e-13 NTK error of the 9-layer
+    Erf stack in ``tests/test_recursion.py``."""
+    act = _INTEGRAL_ACTS[name]
+    code, _ = act._dual_spec()
+    p = duals.dual_params(act)
+    if name.startswith("gaussian") or name == "rbf":
+        b = p[1]
+        if not 1.0 - 4.0 * b * max(q1, q2) > 0.0:
+            pytest.skip("E[phi(z)^2] diverges at this variance")
+    if name.startswith("exp") and max(q1, q2) > 10.0:
+        pytest.skip("E[exp(b z)^2] overflows nothing here but is 1e30; covered at q <= 6")
+    c = -1.0 + m if anti else 1.0 - m
+    omc, opc = (2.0 - m, m) if anti else (m, 2.0 - m)
+    p12 = duals.geomean(q1, q2)
+    with mpmath.workdps(60):
+        m1, m2 = mpmath.mpf(q1), mpmath.mpf(q2)
+        big_p = mpmath.sqrt(m1 * m2)
+        mc = mpmath.mpf(-1) + mpmath.mpf(m) if anti else 1 - mpmath.mpf(m)
+        f_c = ref_dual(act, m1, m2, big_p * mc)[0]
+        if anti:
+            ref = f_c - ref_dual(act, m1, m2, -big_p)[0]
+        else:
+            ref = ref_dual(act, m1, m2, big_p)[0] - f_c
+        dsq = float(mpmath.sqrt(m1) - mpmath.sqrt(m2))
+    got = duals.smooth_factor_integral(code, q1, q2, p12, c, omc, opc, dsq, p, anti)
+    scale = abs(ref_dual(act, m1, m1, m1)[0] * ref_dual(act, m2, m2, m2)[0]) ** 0.5
+    assert abs(got - ref) <= 1e-13 * abs(ref) + 1e-40 * scale, (got, float(ref))
