@@ -4,6 +4,7 @@ Conventions are those of neural-tangents' ``stax``; see ``README.md`` and
 ``design.md``.
 """
 
+from . import predict
 from .layers import (
     ABRelu,
     Abs,
@@ -52,5 +53,6 @@ __all__ = [
     "Sign",
     "Sin",
     "kernel",
+    "predict",
     "serial",
 ]

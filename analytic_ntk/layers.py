@@ -724,6 +724,26 @@ class Network:
 
         return kernel(self, x1, x2, diagonal=diagonal)
 
+    def predict(self, x_train, y_train, x_test, t=None, *, kind: str = "ntk",
+                compute_cov: bool = False, learning_rate: float = 1.0, diag_reg: float = 0.0,
+                diag_reg_absolute_scale: bool = False, discrete: bool = False):
+        """Test-set predictions of the infinitely wide network: the ensemble trained by
+        gradient descent on the MSE loss for time ``t`` (``kind="ntk"``; ``t=None`` is
+        infinite time), or with only the read-out trained (``kind="nngp"``; ``t=None`` is
+        the Bayesian posterior).  See :func:`analytic_ntk.predict.predict`.
+
+        Returns
+        -------
+        predict.Gaussian
+            ``mean`` of shape ``t.shape + (n_test,) + y_train.shape[1:]`` and ``cov``
+            (``t.shape + (n_test, n_test)``) when ``compute_cov``.
+        """
+        from .predict import predict
+
+        return predict(self, x_train, y_train, x_test, t, kind=kind, compute_cov=compute_cov,
+                       learning_rate=learning_rate, diag_reg=diag_reg,
+                       diag_reg_absolute_scale=diag_reg_absolute_scale, discrete=discrete)
+
 
 def serial(*layers) -> Network:
     """Compose layers into a :class:`Network` (cf. ``neural_tangents.stax.serial``).
