@@ -48,6 +48,7 @@ Families (``code``, parameters):
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -218,17 +219,38 @@ def _double_factorial_odd(n):
     return r
 
 
-_ANTI_SERIES = 1.5  # evaluate J_n by its series in delta = pi - theta below this delta
-_ANTI_TERMS = 30  # (1.5 / pi)^(2 * 30) < 1e-19
+_ANTI_TOL = 1e-19  # relative size of the last series term kept at delta = pi / 2
 
 
-def antipodal_series(n: int, nterms: int = _ANTI_TERMS) -> list:
+def antipodal_series(n: int, nterms: int | None = None) -> tuple:
     """Taylor coefficients ``h_k`` of ``h_n(delta) = sum_k h_k delta^(2k)`` with
     ``J_n(pi - delta) = sin(delta)^(2n+1) h_n(delta)``.
 
     From the Cho-Saul operator, ``h_n = (1/sin(delta) d/d delta)^n (delta / sin(delta))``;
-    every ``h_n`` is even and analytic for ``|delta| < pi``.  Exact rational arithmetic.
+    every ``h_n`` is even and analytic for ``|delta| < pi``, with positive coefficients
+    (no cancellation in the sum).  Exact rational arithmetic.  ``nterms=None`` takes as
+    many terms as :func:`rectmono_pair` needs on its range ``delta <= pi/2`` (``c <= 0``):
+    past the largest term, and until a term is below ``1e-19`` of the partial sum at
+    ``delta = pi/2`` (the coefficients grow like ``k^(2n) pi^(-2k)``, so the count grows
+    with ``n``: 38 terms for ``n = 1``, 52 for ``n = 6``).
     """
+    if nterms is not None:
+        return _antipodal_exact(int(n), int(nterms))
+    d2 = (math.pi / 2) ** 2
+    nterms = 32 + 4 * n
+    while True:
+        h = _antipodal_exact(int(n), nterms)
+        total = 0.0
+        for k, hk in enumerate(h):
+            term = hk * d2**k
+            total += term
+            if k >= 3 * n and term < _ANTI_TOL * total:
+                return h[: k + 1]
+        nterms += 16
+
+
+@functools.cache
+def _antipodal_exact(n: int, nterms: int) -> tuple:
     total = nterms + n + 1
     # sin(d)/d = sum (-1)^k d^(2k) / (2k+1)!; g = d / sin(d) is its reciprocal series
     sinc = [Fraction((-1) ** k, math.factorial(2 * k + 1)) for k in range(total)]
@@ -243,7 +265,7 @@ def antipodal_series(n: int, nterms: int = _ANTI_TERMS) -> list:
             sum(2 * k * h[k] * g[i + 1 - k] for k in range(1, i + 2))
             for i in range(len(h) - 1)
         ]
-    return [float(v) for v in h[:nterms]]
+    return tuple(float(v) for v in h[:nterms])
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -265,9 +287,10 @@ def rectmono_pair(x, c, s, p):
 
     Forward recurrence ``J_k = (2k-1) cos J_(k-1) + (k-1)^2 sin^2 J_(k-2)`` with the
     matching recurrence for the gap ``G_k = J_k(0) - J_k`` (stable as ``theta -> 0``);
-    for ``delta = pi - theta < 1.5``, where the recurrence cancels (``J_n ~ delta^(2n+1)``),
-    the series ``J_n = sin^(2n+1) h_n(delta)`` (:func:`antipodal_series`), whose
-    coefficients follow ``p = [n, K, h_n (K), h_(n-1) (K)]``.  ``x`` is the acute angle.
+    for ``c < 0`` (``delta = pi - theta < pi/2``), where the recurrence cancels
+    (``J_n ~ delta^(2n+1)``), the series ``J_n = sin^(2n+1) h_n(delta)``
+    (:func:`antipodal_series`), whose coefficients follow ``p = [n, K, h_n (K),
+    h_(n-1) (K)]``.  ``x`` is the acute angle.
     """
     n = int(p[0])
     nterms = int(p[1])
@@ -290,7 +313,7 @@ def rectmono_pair(x, c, s, p):
             gnew = (2.0 * k - 1.0) * (gn + omc * jn) - (k - 1.0) * (k - 1.0) * s2 * jm
             jm, jn = jn, jnew
             gn = gnew
-        if delta < _ANTI_SERIES:
+        if not lo:  # c < 0: the recurrence cancels, the series does not
             jn = _anti_eval(p, 2, nterms, delta, s, n)
             jm = _anti_eval(p, 2 + nterms, nterms, delta, s, n - 1)
     jzero = PI * _double_factorial_odd(n)
@@ -923,7 +946,7 @@ def dual_params(activation) -> np.ndarray:
     if code == RECTMONO:
         n = int(params[0])
         hn = antipodal_series(n)
-        hm = antipodal_series(n - 1) if n > 0 else [0.0] * len(hn)
+        hm = antipodal_series(n - 1, len(hn)) if n > 0 else (0.0,) * len(hn)
         return np.array([float(n), float(len(hn)), *hn, *hm])
     if code == POLY:
         coef = np.asarray(params, dtype=np.float64)
