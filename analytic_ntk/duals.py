@@ -349,6 +349,50 @@ def _poly_alpha(p, k, q):
     return acc
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _one_minus_atan_ratio(u):
+    """``1 - atan(u) / u`` without cancellation (series ``u^2/3 - u^4/5 + ...`` below 0.1)."""
+    if u < 0.1:
+        u2 = u * u
+        acc = 0.0
+        for k in range(8, 0, -1):  # sum_{k>=1} (-1)^(k+1) u^(2k) / (2k+1)
+            acc = acc * u2 + (1.0 if k % 2 == 1 else -1.0) / (2.0 * k + 1.0)
+        return acc * u2
+    return 1.0 - math.atan(u) / u
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _gelu_negative(q1, q2, p12, q12, s2):
+    """Gelu dual and NTK factor for ``q12 < 0`` without the cancellation of the direct
+    formulas near ``c = -1`` at large variance (where ``F ~ q^(-1/2)`` is the difference of
+    terms ``~ q^(1/2)``); used where ``u < 1`` (for ``u >> 1``, small variances, these
+    forms cancel instead and the direct ones do not).  With ``T = (1 + q1)(1 + q2)``,
+    ``det = T - q12^2 = 1 + q1 + q2 + P^2 s^2`` (a sum of positive terms),
+    ``u = sqrt(det) / |q12|``, ``a = (2 + q1 + q2) / T`` and ``m(u) = 1 - atan(u) / u``:
+
+    * ``2 pi F = 1 / sqrt(det) + sqrt(det) (m(u) - a)`` (from ``q12 / 4 + q12 asin(rho) /
+      (2 pi) = q12 atan2(sqrt(det), -q12) / (2 pi)`` and the identity ``num = 1 + det (q1 q2
+      - 1) / T`` for the numerator of the closed form);
+    * ``2 pi G = (D - u^2 m(u) - 1 / det) / u`` with ``D = u^2 - a = ((1 + q1 + q2)^2 - q1 q2
+      + P^2 s^2 (T + 2 + q1 + q2)) / (q12^2 T)``, also a sum of positive terms.
+
+    Derived by hand from the closed form of :func:`smooth_f`; checked against mpmath in
+    ``tests/test_duals.py``."""
+    tt = (1.0 + q1) * (1.0 + q2)
+    ps2 = p12 * p12 * s2
+    det = 1.0 + q1 + q2 + ps2
+    sd = math.sqrt(det)
+    aq = -q12
+    u = sd / aq
+    m = _one_minus_atan_ratio(u)
+    a = (2.0 + q1 + q2) / tt
+    f = (1.0 / sd + sd * (m - a)) / TWO_PI
+    s12 = 1.0 + q1 + q2
+    big_d = (s12 * s12 - q1 * q2 + ps2 * (tt + 2.0 + q1 + q2)) / (aq * aq * tt)
+    g = (big_d - u * u * m - 1.0 / det) / (u * TWO_PI)
+    return f, g
+
+
 @numba.njit(cache=True, error_model="numpy")
 def smooth_f(code, q1, q2, p12, c, omc, opc, p):
     """Dual ``F`` of a smooth family at ``q12 = p12 * c`` (``p12 = sqrt(q1 q2)``)."""
@@ -373,6 +417,8 @@ def smooth_f(code, q1, q2, p12, c, omc, opc, p):
     if code == GELU:
         t1 = 1.0 + q1
         t2 = 1.0 + q2
+        if q12 < 0.0 and q12 * q12 > 1.0 + q1 + q2 + p12 * p12 * omc * opc:
+            return _gelu_negative(q1, q2, p12, q12, omc * opc)[0]
         det = t1 * t2 - q12 * q12
         rho = q12 / math.sqrt(t1 * t2)
         num = q1 * q2 + q12 * q12 * (1.0 - q1 * q2) / (t1 * t2)
@@ -424,6 +470,8 @@ def smooth_g(code, q1, q2, p12, c, omc, opc, p):
     if code == GELU:
         t1 = 1.0 + q1
         t2 = 1.0 + q2
+        if q12 < 0.0 and q12 * q12 > 1.0 + q1 + q2 + p12 * p12 * omc * opc:
+            return _gelu_negative(q1, q2, p12, q12, omc * opc)[1]
         det = t1 * t2 - q12 * q12
         rho = q12 / math.sqrt(t1 * t2)
         sd = math.sqrt(det)

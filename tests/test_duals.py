@@ -504,3 +504,24 @@ def test_factor_integral(name, q1, q2, m, anti):
     got = duals.smooth_factor_integral(code, q1, q2, p12, c, omc, opc, dsq, p, anti)
     scale = abs(ref_dual(act, m1, m1, m1)[0] * ref_dual(act, m2, m2, m2)[0]) ** 0.5
     assert abs(got - ref) <= 1e-13 * abs(ref) + 1e-40 * scale, (got, float(ref))
+
+
+@pytest.mark.parametrize("q1", [1e-3, 0.3, 40.0, 1e3, 1e5])
+@pytest.mark.parametrize("ratio", [1.0, 0.5])
+@pytest.mark.parametrize("m", [1e-14, 1e-8, 1e-3, 0.3, 0.9, 0.999, 1.0])
+def test_gelu_negative_covariance(q1, ratio, m):
+    """Gelu's dual and factor at ``c = -1 + m`` against 60-digit mpmath: the direct closed
+    form is a difference of terms ``~ sqrt(q)`` with a result ``~ 1/sqrt(q)`` near
+    ``c = -1`` (it lost 5e-7 at variance 1e5, 2e-11 at 1e3); now ``_gelu_negative``."""
+    act = Gelu()
+    code, _ = act._dual_spec()
+    p = duals.dual_params(act)
+    q2 = q1 * ratio
+    big_p = math.sqrt(q1 * q2)
+    f = duals.smooth_f(code, q1, q2, big_p, -1.0 + m, 2.0 - m, m, p)
+    g = duals.smooth_g(code, q1, q2, big_p, -1.0 + m, 2.0 - m, m, p)
+    with mpmath.workdps(60):
+        m1, m2 = mpmath.mpf(q1), mpmath.mpf(q2)
+        ref_f, ref_g = ref_dual(act, m1, m2, mpmath.sqrt(m1 * m2) * (mpmath.mpf(m) - 1))
+    assert abs(f - ref_f) <= 1e-14 * abs(ref_f) + 1e-300
+    assert abs(g - ref_g) <= 1e-14 * abs(ref_g)
