@@ -5,6 +5,7 @@ Conventions are those of neural-tangents' ``stax``; see ``README.md`` and
 """
 
 from . import predict
+from .hypergrad import KernelGradients, kernel_gradients
 from .layers import (
     ABRelu,
     Abs,
@@ -43,6 +44,7 @@ __all__ = [
     "Gelu",
     "Identity",
     "Kernel",
+    "KernelGradients",
     "LeakyRelu",
     "Monomial",
     "Network",
@@ -53,6 +55,7 @@ __all__ = [
     "Sign",
     "Sin",
     "kernel",
+    "kernel_gradients",
     "predict",
     "serial",
 ]

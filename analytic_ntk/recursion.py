@@ -818,10 +818,11 @@ def _kernel_layerwise(network, codes, params, x1, x2, sym, diagonal):
     return _finish(nngp, ntk, dq1, dn1, dq2, sym, bad)
 
 
-def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
-    """Infinite-width NNGP and NTK of ``network`` (see :meth:`Network.kernel`)."""
+def _checked_call(network, x1, x2, caller: str):
+    """``(sym, x1, x2)`` validated for ``caller(network, x1, x2)``: a Network, float64
+    2-D finite inputs of the same feature size; ``sym`` when ``x2`` is None or ``x1``."""
     if not isinstance(network, Network):
-        raise ValueError("kernel() needs a Network built with serial()")
+        raise ValueError(f"{caller}() needs a Network built with serial()")
     sym = x2 is None or x2 is x1
     x1 = _as_inputs(x1, "x1")
     x2 = x1 if sym else _as_inputs(x2, "x2")
@@ -829,6 +830,12 @@ def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
         raise ValueError(
             f"x1 and x2 have different feature sizes: {x1.shape[1]} and {x2.shape[1]}"
         )
+    return sym, x1, x2
+
+
+def kernel(network: Network, x1, x2=None, *, diagonal: bool = False) -> Kernel:
+    """Infinite-width NNGP and NTK of ``network`` (see :meth:`Network.kernel`)."""
+    sym, x1, x2 = _checked_call(network, x1, x2, "kernel")
     d = x1.shape[1]
     codes, params = _layer_table(network, d)
     if np.any(codes == GENERIC):

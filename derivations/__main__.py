@@ -8,9 +8,9 @@ committed file byte for byte; the tests check that).  After regenerating, delete
 
 from __future__ import annotations
 
-from . import arccos, duals, fastmath, gelu_norm, hermite, pointwise
+from . import arccos, duals, fastmath, gelu_norm, hermite, partials, pointwise
 
-SCRIPTS = (fastmath, gelu_norm, arccos, pointwise, duals, hermite)
+SCRIPTS = (fastmath, gelu_norm, arccos, pointwise, duals, hermite, partials)
 
 
 def main() -> None:

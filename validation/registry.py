@@ -30,7 +30,7 @@ Experiment = Callable[[bool, Path], list[Row]]
 EXPERIMENTS: dict[str, Experiment] = {}
 
 #: modules imported by :func:`load` (each registers its experiments on import)
-EXPERIMENT_MODULES = ("validation.duals_check", "validation.generic_check")
+EXPERIMENT_MODULES = ("validation.duals_check", "validation.generic_check", "validation.digits")
 
 
 def register(name: str) -> Callable[[Experiment], Experiment]:
