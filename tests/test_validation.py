@@ -119,3 +119,19 @@ def test_generic_check_tanh_and_hard_tanh():
         r = generic_check.check(name, expr, tol, covs)
         assert r["passed"], r
         assert r["max_err"] < tol
+
+
+def test_summary_table_and_json(quick_run):
+    """The final table names each experiment's tightest check; summary.json has every row."""
+    proc, out = quick_run
+    lines = proc.stdout.splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith("summary"))
+    assert lines[i + 1].split()[:3] == ["experiment", "checks", "failed"]
+    row = lines[i + 2].split()
+    assert row[0] == "duals" and int(row[1]) == 2 * len(ACTIVATIONS)
+    data = json.loads((out / "summary.json").read_text())
+    rows = data["experiments"]["duals"]
+    assert len(rows) == 2 * len(ACTIVATIONS)
+    assert set(rows[0]) == {"name", "measured", "tolerance", "passed"}
+    worst = max(rows, key=lambda r: r["measured"] / r["tolerance"])
+    assert worst["name"].startswith(row[3][:20])
