@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         dest="quick",
         action="store_true",
         default=True,
-        help="small grids, about two minutes on 2 cores with a cold numba cache (default)",
+        help="small grids, under three minutes on 2 cores with a cold numba cache (default)",
     )
     mode.add_argument("--full", dest="quick", action="store_false", help="larger grids")
     parser.add_argument(
