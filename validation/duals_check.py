@@ -216,6 +216,11 @@ def check_activation(activation, covs) -> dict:
             "max_err_G": max(p["G"]["err"] for p in mine),
             "n_points": len(mine),
             "passed": all(p["F"]["passed"] and p["G"]["passed"] for p in mine),
+            # the largest error where the reference resolves TOL (its res <= TOL): the
+            # figure the summary row reports (elsewhere err <= TOL + res is what passes)
+            "max_err_resolved": max(
+                [p[k]["err"] for p in mine for k in "FG" if p[k]["res"] <= TOL], default=0.0
+            ),
         }
     return {"tolerance": TOL, **summary, "points": points}
 
@@ -293,7 +298,7 @@ def run(quick: bool, out: Path) -> list[Row]:
     return [
         Row(
             f"duals/{m}/{name}",
-            max(r[m]["max_err_F"], r[m]["max_err_G"]),
+            r[m]["max_err_resolved"],  # the comparisons the reference resolves to TOL
             TOL,
             r[m]["passed"],
         )
