@@ -84,7 +84,8 @@ class MonteCarlo:
 class TrainResult:
     """Gradient-descent run: the final network; ``steps`` recorded; ``outputs`` (len(steps),
     n_train, k) and ``test_outputs`` (or None); ``ntks`` (len(steps), n_eval, n_eval) of
-    the empirical NTK on ``ntk_inputs`` (or None); ``loss`` after every step."""
+    the empirical NTK on ``ntk_inputs`` (or None); ``loss`` (steps + 1,): ``loss[k]`` after
+    ``k`` steps (``loss[0]`` the initial loss)."""
 
     network: FiniteNetwork
     steps: tuple
@@ -364,9 +365,9 @@ def train(net: FiniteNetwork, x, y, *, learning_rate: float, steps: int, record=
                 touts.append(apply(cur, xt))
             if xe is not None:
                 ntks.append(ntk(cur, xe))
+        losses.append(0.5 * np.sum(resid * resid) / y.size)
         if step == steps:
             break
-        losses.append(0.5 * np.sum(resid * resid) / y.size)
         for k, delta, a_in, sw, sb in _backward(cur, cache, resid / y.size):
             grad_w = sw * (delta.T @ a_in)
             if _has_bias(dense[k]):
