@@ -96,8 +96,10 @@ def test_gradient_descent_step_is_explicit_update():
     jac = finite.jacobian(net, X)
     resid = finite.apply(net, X) - y
     want = _flat(net) - 0.5 * jac.T @ resid[:, 0] / y.size
+    before = _flat(net).copy()
     np.testing.assert_allclose(_flat(res.network), want, rtol=1e-12, atol=1e-14)
     long = finite.train(net, X, y, learning_rate=0.5, steps=200, record=(200,), x_test=X[:2])
+    np.testing.assert_array_equal(_flat(net), before)  # the weights update in place on copies
     assert long.loss[-1] < 0.1 * long.loss[0]
     np.testing.assert_allclose(long.outputs[-1], finite.apply(long.network, X), atol=1e-14)
     np.testing.assert_allclose(long.test_outputs[-1], finite.apply(long.network, X[:2]),

@@ -76,10 +76,10 @@ installed): the products have 16-73 rows and are memory bound, and on a shared 2
 machine two OpenBLAS threads made a width-5000 training step 2.6 times slower.
 
 Runtime
-    Dominated by the training at the largest width: ``finite.train`` costs about 3 s
+    Dominated by the training at the largest width: ``finite.train`` costs about 1.4 s
     per step at width 10000 on one core of the development machine (two 10000 x 10000
-    weight matrices, read several times per step; the updates allocate fresh arrays of
-    that size), so ``--full`` takes 1.5-2 hours; ``--quick`` about 6 s.
+    weight matrices, updated in place by BLAS), so ``--full`` takes about an hour;
+    ``--quick`` about 6 s.
 
 References
     Jacot, Gabriel & Hongler 2018, "Neural Tangent Kernel: Convergence and
