@@ -5,6 +5,7 @@ Conventions are those of neural-tangents' ``stax``; see ``README.md`` and
 """
 
 from . import predict
+from .expectation import bivariate_expectation
 from .hypergrad import KernelGradients, kernel_gradients
 from .layers import (
     ABRelu,
@@ -54,6 +55,7 @@ __all__ = [
     "Relu",
     "Sign",
     "Sin",
+    "bivariate_expectation",
     "kernel",
     "kernel_gradients",
     "predict",

@@ -22,6 +22,10 @@ inputs(n, d)
 hard_pairs(d)
     (2, d) arrays that stress the angle computation: near-duplicates, exact duplicates,
     antipodal and orthogonal pairs, zero vectors.
+gaussian_pairs(max_sd_ratio=3.0)
+    ``(var1, var2, cov, mean1, mean2)`` of a bivariate Gaussian, for
+    :func:`analytic_ntk.bivariate_expectation`: zero variances, correlations +-1 and
+    near +-1 included.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = [
     "FAMILIES",
     "HARD_KINDS",
     "activations",
+    "gaussian_pairs",
     "hard_pairs",
     "inputs",
     "is_expansive",
@@ -293,3 +298,25 @@ def hard_pairs(draw, d=3, kinds=None, with_kind: bool = False):
     if draw(st.booleans()):
         pair = pair[::-1].copy()
     return (kind, pair) if with_kind else pair
+
+
+@st.composite
+def gaussian_pairs(draw, max_var: float = 4.0, max_sd_ratio: float = 3.0):
+    """``(var1, var2, cov, mean1, mean2)`` of a bivariate Gaussian.
+
+    Variances are 0 or in ``[1e-2, max_var]``; the correlation is drawn from ``[-1, 1]``
+    with the edges (``+-1`` exactly, ``+-(1 - 1e-12)``, ``+-(1 - 1e-6)``) and 0 as
+    special values; ``|mean| <= max_sd_ratio * sd`` (or ``<= max_sd_ratio`` where the
+    variance is 0).
+    """
+    var = st.one_of(st.just(0.0), _floats(1e-2, max_var))
+    v1, v2 = draw(var), draw(var)
+    rho = draw(st.one_of(
+        st.sampled_from([0.0, 1.0, -1.0, 1 - 1e-12, -1 + 1e-12, 1 - 1e-6, -1 + 1e-6]),
+        _floats(-1.0, 1.0)))
+    cov = rho * math.sqrt(v1) * math.sqrt(v2)
+    means = []
+    for v in (v1, v2):
+        sd = math.sqrt(v) if v > 0 else 1.0
+        means.append(draw(_floats(-max_sd_ratio, max_sd_ratio)) * sd)
+    return v1, v2, cov, means[0], means[1]
