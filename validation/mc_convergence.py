@@ -79,8 +79,9 @@ Sizes
     width x width matrix, so wide ones are cheap) and depth 2 at widths 48..768 (5),
     64 networks per width, for all 15 families (about 20 s on 2 busy cores).
     ``--full``: depth 1 as in quick with 128 networks; depths 2, 3, 4 at widths
-    64..4096 (7) with 32 networks per width (19 minutes on one core of a busy 2-core
-    machine, 1 GB of memory).
+    64..4096 (7) with 32 networks per width (19 minutes on one core of a 2-core
+    machine; 34 minutes when it shared the two cores with two other jobs; 1 GB of
+    memory).
     The bootstrap standard error of the slope is printed: 0.005-0.02 at depth 1,
     0.01-0.05 at depth 2 in quick and 0.01-0.056 at depths 2-4 in full (largest for Exp,
     Cos and Gaussian at depth 3-4, whose band is then about 3 of them wide; for the
