@@ -605,26 +605,31 @@ def bivariate_expectation(phi, psi, var1, var2, cov, mean1=0.0, mean2=0.0, *, gr
         value = f
         if not grad:
             return _shape(value, shape)
-    out = np.empty((n, 6))
+    out = np.empty((6 if grad else 1, n))  # rows: value, d_var1, d_var2, d_cov, d_mean1, d_mean2
     status = np.zeros(n, dtype=np.int64)
-    rest = np.arange(n)
+    rest = None  # entries for the quadrature (None: all of them)
     ka, pa = gm.spec(phi)
     kb, pb = gm.spec(psi)
     if ka == gm.ABRELU and kb == gm.ABRELU:
         # closed form through the orthant probability where it is well conditioned
         v1f, v2f, cf = flat[0], flat[1], flat[2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho = cf / (np.sqrt(v1f) * np.sqrt(v2f))
-        ok = (v1f > 0) & (v2f > 0) & (np.abs(rho) <= orthant.RHO_MAX)
-        sel = np.nonzero(ok)[0]
-        if sel.size:
-            o = np.empty((sel.size, 6))
-            orthant.abrelu_pairs(pa[0], pa[1] - pa[0], pb[0], pb[1] - pb[0],
-                                 *(a[sel] for a in flat), bool(grad), o)
-            out[sel] = o
-        rest = np.nonzero(~ok)[0]
-    if rest.size:
-        out[rest], status[rest] = by_quadrature(phi, psi, [a[rest] for a in flat], grad)
+        ok = (v1f > 0) & (v2f > 0) & (np.abs(cf) <= orthant.RHO_MAX * bound.ravel())
+        args = (pa[0], pa[1] - pa[0], pb[0], pb[1] - pb[0])
+        if ok.all():
+            orthant.abrelu_pairs(*args, *flat, bool(grad), out)
+            rest = np.empty(0, dtype=np.int64)
+        else:
+            sel = np.nonzero(ok)[0]
+            if sel.size:
+                o = np.empty((out.shape[0], sel.size))
+                orthant.abrelu_pairs(*args, *(a[sel] for a in flat), bool(grad), o)
+                out[:, sel] = o
+            rest = np.nonzero(~ok)[0]
+    if rest is None or rest.size:
+        idx = slice(None) if rest is None else rest
+        o, st = by_quadrature(phi, psi, [a[idx] for a in flat], grad)
+        out[:, idx] = o.T[: out.shape[0]]
+        status[idx] = st
     if np.any(status == 2):
         raise ValueError("at |correlation| = 1 (or a zero conditional variance) the "
                          "variance derivatives of an activation with a jump do not exist")
@@ -632,12 +637,12 @@ def bivariate_expectation(phi, psi, var1, var2, cov, mean1=0.0, mean2=0.0, *, gr
         raise ValueError("the adaptive quadrature did not converge (an activation too rough "
                          "or too steep for these variances)")
     if value is None:
-        value = out[:, 0]
+        value = out[0]
     elif not _has_jump(phi):
-        out[:, 3] = g  # the NTK factor of the dual: the same formula
+        out[3] = g  # the NTK factor of the dual: the same formula
     if not grad:
         return _shape(value, shape)
-    return _shape(value, shape), tuple(_shape(out[:, k], shape) for k in range(1, 6))
+    return _shape(value, shape), tuple(_shape(out[k], shape) for k in range(1, 6))
 
 
 def _shape(a, shape):
