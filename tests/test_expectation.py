@@ -284,3 +284,27 @@ def test_bad_activation_and_divergence():
         be(nt.Dense(), nt.Relu(), 1.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="diverges"):
         be(nt.Gaussian(1.0, 0.5), nt.Relu(), 1.5, 1.0, 0.0)
+
+
+@pytest.mark.parametrize("rho, m1, m2", [(0.3, 20.0, -50.0), (-0.6, -10.0, 5.0),
+                                         (0.999, 3.0, 1.0), (0.0, 0.0, 0.0)])
+def test_near_step_against_probit_closed_form(rho, m1, m2):
+    """erf of pre-activations with standard deviation 100 (near-steps, as in a
+    teacher-student run with inputs 100 N(0, I)): the adaptive outer quadrature against
+    the probit identity ``E[Phi(a u) Phi(b v)] = Phi2(a m1 / sqrt(1 + a^2 C11), b m2 /
+    sqrt(1 + b^2 C22); a b C12 / sqrt((1 + a^2 C11)(1 + b^2 C22)))`` with ``erf(t) =
+    2 Phi(sqrt(2) t) - 1``, evaluated with the independently tested bvn_cdf."""
+    from analytic_ntk.bvn import bvn_cdf, norm_cdf
+
+    v1, v2 = 1e4, 2.5e3
+    c = rho * math.sqrt(v1 * v2)
+    a = math.sqrt(2.0)
+    d1, d2 = math.sqrt(1 + a * a * v1), math.sqrt(1 + a * a * v2)
+    e_pp = bvn_cdf(a * m1 / d1, a * m2 / d2, a * a * c / (d1 * d2))
+    ref = 4 * e_pp - 2 * norm_cdf(a * m1 / d1) - 2 * norm_cdf(a * m2 / d2) + 1
+    got = be(nt.Erf(), nt.Erf(), v1, v2, c, m1, m2)
+    assert abs(got - ref) <= 1e-8 * abs(ref) + 1e-15, (got, ref)
+    # the generic route (numerical erf, quadrature inner) as well
+    num = nt.Erf().numerical()
+    got2 = be(num, num, v1, v2, c, m1, m2)
+    assert abs(got2 - ref) <= 1e-8 * abs(ref) + 1e-15, (got2, ref)
