@@ -8,9 +8,18 @@ committed file byte for byte; the tests check that).  After regenerating, delete
 
 from __future__ import annotations
 
-from . import arccos, duals, fastmath, gelu_norm, hermite, partials, pointwise
+from . import (
+    arccos,
+    duals,
+    fastmath,
+    gaussian_means,
+    gelu_norm,
+    hermite,
+    partials,
+    pointwise,
+)
 
-SCRIPTS = (fastmath, gelu_norm, arccos, pointwise, duals, hermite, partials)
+SCRIPTS = (fastmath, gelu_norm, arccos, pointwise, duals, hermite, partials, gaussian_means)
 
 
 def main() -> None:
