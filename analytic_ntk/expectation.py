@@ -36,7 +36,8 @@ kernels, which is then evaluated by :func:`analytic_ntk.duals.evaluate` itself (
 formula, one place).  Pairs of piecewise-linear activations (``ABRelu``: ReLU, leaky
 ReLU, ``|x|``) use the closed form of :mod:`analytic_ntk.orthant` (bivariate normal
 CDF through Owen's T) wherever both variances are positive and ``|correlation| <= 1 -
-1e-9``.
+1e-9``; pairs of ``Sin``/``Cos``/``Rbf``/``Exp`` the moment generating function
+(:mod:`analytic_ntk.charfun`), exactly.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import numba
 import numpy as np
 from numba import types
 
-from . import duals, orthant
+from . import charfun, duals, orthant
 from . import gaussian_means as gm
 from .layers import Activation, GenericActivation
 from .quadrature import _GH24_W, _GH24_X, _GH64_W, _GH64_X, length_scales, panel_nodes
@@ -625,6 +626,10 @@ def bivariate_expectation(phi, psi, var1, var2, cov, mean1=0.0, mean2=0.0, *, gr
                 orthant.abrelu_pairs(*args, *(a[sel] for a in flat), bool(grad), o)
                 out[:, sel] = o
             rest = np.nonzero(~ok)[0]
+    c1, c2 = charfun.coefficients(ka, pa), charfun.coefficients(kb, pb)
+    if rest is None and c1 is not None and c2 is not None:
+        out[:] = charfun.evaluate(c1, c2, flat, grad)
+        rest = np.empty(0, dtype=np.int64)
     if rest is None or rest.size:
         idx = slice(None) if rest is None else rest
         o, st = by_quadrature(phi, psi, [a[idx] for a in flat], grad)
