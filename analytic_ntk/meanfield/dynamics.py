@@ -1,0 +1,198 @@
+"""Particle dynamics of two-layer networks ``f(x) = (alpha / m) sum_j u_j sigma(w_j . x +
+b_j)``: population gradient flow (Euler, Heun), noisy gradient descent (mean-field
+Langevin), online SGD on fresh samples, full-batch GD on a data set.
+
+Time scaling.  Every method moves particle ``j`` (``theta_j = (u_j, w_j, b_j)``) by
+
+    d theta_j / dt = -(m / alpha^2) dR / d theta_j  [- lambda theta_j]  [+ noise],
+
+with ``R`` the risk ``E[(f - y)^2] / 2``.  For ``alpha = 1`` this is the mean-field
+distributional dynamics ``d theta / dt = -grad Psi(theta; rho)`` of Mei, Montanari &
+Nguyen (2018) (``Psi = V + int U rho``, and ``m dR / d theta_j = grad Psi(theta_j)``),
+with O(1) particle velocities; for general ``alpha`` the output moves at a rate that does
+not depend on ``alpha`` (``df/dt = -(1/m) sum_j <grad_j f, grad_j R> m^2 / alpha^2 =
+O(1)``), so ``alpha = sqrt(m)`` is the lazy / NTK regime with parameters moving by
+``O(1 / sqrt(m))`` (Chizat, Oyallon & Bach 2019, who scale the loss by ``1 / alpha^2``).
+A step of size ``dt`` is a gradient-descent step with learning rate ``dt m / alpha^2`` on
+``R``.
+
+Noisy GD / mean-field Langevin (Mei, Montanari & Nguyen 2018, section 3; Nitanda, Wu &
+Suzuki 2022; Chizat 2022): Euler-Maruyama ``theta <- theta - dt (m / alpha^2 grad R +
+lambda theta) + sqrt(2 dt tau) xi``.
+
+The population risk and its gradient come from :func:`population_risk` (exact Gaussian
+expectations); online SGD and full-batch GD use sampled inputs and the pointwise
+``sigma``, ``sigma'`` only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..layers import Activation
+from .population import Teacher, _student, population_risk
+
+__all__ = ["Trajectory", "particle_flow", "sgd"]
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Recorded statistics of a run.
+
+    Attributes
+    ----------
+    steps : (k,) int array
+        The steps at which the statistics were recorded (0 and the last included).
+    risk : (k,) array
+        Population risk at those steps (``nan`` where not computed).
+    distance : (k,) array
+        ``mean_j |theta_j - theta_j(0)|`` (Euclidean over ``(u, w, b)``).
+    u, w, b : arrays
+        The particles at the end.
+    """
+
+    steps: np.ndarray
+    risk: np.ndarray
+    distance: np.ndarray
+    u: np.ndarray
+    w: np.ndarray
+    b: np.ndarray
+
+
+def _check_positive(name, v, allow_zero=False):
+    v = float(v)
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'} "
+                         f"and finite, got {v!r}")
+    return v
+
+
+def _steps(steps, record_every):
+    steps = int(steps)
+    if steps < 0:
+        raise ValueError(f"steps must be non-negative, got {steps}")
+    record_every = int(record_every)
+    if record_every < 1:
+        raise ValueError(f"record_every must be positive, got {record_every}")
+    rec = sorted(set(range(0, steps + 1, record_every)) | {steps})
+    return steps, rec
+
+
+def _distance(u, w, b, u0, w0, b0):
+    d2 = (u - u0) ** 2 + np.sum((w - w0) ** 2, axis=1) + (b - b0) ** 2
+    return float(np.mean(np.sqrt(d2)))
+
+
+def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: float = 1.0, *,
+                  dt: float, steps: int, method: str = "euler", weight_decay: float = 0.0,
+                  temperature: float = 0.0, record_every: int = 1, seed=None) -> Trajectory:
+    """Population gradient flow of the particles (module docstring), Gaussian inputs.
+
+    ``method``: ``"euler"`` (explicit) or ``"heun"`` (second order; deterministic only).
+    ``temperature > 0`` adds the Langevin noise (Euler-Maruyama; ``method`` must be
+    ``"euler"``), ``weight_decay`` the ``lambda theta`` term.  Each step costs one
+    :func:`population_risk` with gradients (``m^2`` pair expectations).
+    """
+    u, w, b = (np.array(a, dtype=np.float64) for a in _student(activation, u, w, b, teacher))
+    dt = _check_positive("dt", dt)
+    lam = _check_positive("weight_decay", weight_decay, allow_zero=True)
+    tau = _check_positive("temperature", temperature, allow_zero=True)
+    alpha = _check_positive("alpha", alpha)
+    if method not in ("euler", "heun"):
+        raise ValueError(f"method must be 'euler' or 'heun', got {method!r}")
+    if method == "heun" and tau > 0:
+        raise ValueError("the Langevin noise uses Euler-Maruyama: method='euler'")
+    steps, rec = _steps(steps, record_every)
+    rng = np.random.default_rng(seed)
+    m = u.size
+    scale = m / alpha**2
+    u0, w0, b0 = u.copy(), w.copy(), b.copy()
+
+    def drift(u, w, b):
+        r, (du, dw, db) = population_risk(activation, u, w, b, teacher, alpha, grad=True)
+        return r, (-scale * du - lam * u, -scale * dw - lam * w, -scale * db - lam * b)
+
+    risks, dists = [], []
+    for step in range(steps + 1):
+        r, (fu, fw, fb) = drift(u, w, b)
+        if step in rec:
+            risks.append(r)
+            dists.append(_distance(u, w, b, u0, w0, b0))
+        if step == steps:
+            break
+        if method == "heun":
+            u1, w1, b1 = u + dt * fu, w + dt * fw, b + dt * fb
+            _, (gu, gw, gb) = drift(u1, w1, b1)
+            u = u + 0.5 * dt * (fu + gu)
+            w = w + 0.5 * dt * (fw + gw)
+            b = b + 0.5 * dt * (fb + gb)
+        else:
+            u, w, b = u + dt * fu, w + dt * fw, b + dt * fb
+            if tau > 0:
+                sd = math.sqrt(2.0 * dt * tau)
+                u = u + sd * rng.standard_normal(u.shape)
+                w = w + sd * rng.standard_normal(w.shape)
+                b = b + sd * rng.standard_normal(b.shape)
+    return Trajectory(np.asarray(rec), np.asarray(risks), np.asarray(dists), u, w, b)
+
+
+def _sample_gradients(activation, u, w, b, x, y, alpha):
+    """Gradients of the empirical risk ``mean((f - y)^2) / 2`` over the batch."""
+    m = u.size
+    a = alpha / m
+    z = x @ w.T + b
+    h = np.asarray(activation.fn(z))
+    dh = np.asarray(activation.deriv(z))
+    resid = a * (h @ u) - y
+    n = y.size
+    du = a * (h.T @ resid) / n
+    g = (resid[:, None] * dh) * (a * u)[None, :] / n  # d/dz_j per sample
+    return 0.5 * float(np.mean(resid**2)), du, g.T @ x, g.sum(axis=0)
+
+
+def sgd(activation: Activation, u, w, b, teacher: Teacher, alpha: float = 1.0, *, dt: float,
+        steps: int, batch_size: int = 1, data=None, record_every: int = 1,
+        population: bool = True, seed=None) -> Trajectory:
+    """Online SGD on fresh Gaussian samples from ``teacher`` (``data=None``), or
+    full-batch gradient descent on a fixed data set ``data = (x, y)``
+    (``batch_size`` ignored), with the time scaling of the module docstring.
+
+    ``population``: record the population risk (:func:`population_risk`) at the
+    recorded steps; otherwise ``risk`` is ``nan``.
+    """
+    u, w, b = (np.array(a, dtype=np.float64) for a in _student(activation, u, w, b, teacher))
+    dt = _check_positive("dt", dt)
+    alpha = _check_positive("alpha", alpha)
+    steps, rec = _steps(steps, record_every)
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if data is not None:
+        x, y = (np.asarray(v, dtype=np.float64) for v in data)
+        if x.ndim != 2 or x.shape[1] != teacher.d or y.shape != (x.shape[0],):
+            raise ValueError(f"data must be x (n, {teacher.d}) and y (n,), got {x.shape}, "
+                             f"{y.shape}")
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+            raise ValueError("data contains NaN or inf")
+    rng = np.random.default_rng(seed)
+    scale = u.size / alpha**2
+    u0, w0, b0 = u.copy(), w.copy(), b.copy()
+    risks, dists = [], []
+    for step in range(steps + 1):
+        if step in rec:
+            risks.append(population_risk(activation, u, w, b, teacher, alpha)
+                         if population else math.nan)
+            dists.append(_distance(u, w, b, u0, w0, b0))
+        if step == steps:
+            break
+        if data is None:
+            xb = rng.standard_normal((batch_size, teacher.d))
+            yb = teacher(xb, rng)
+        else:
+            xb, yb = x, y
+        _, du, dw, db = _sample_gradients(activation, u, w, b, xb, yb, alpha)
+        u, w, b = u - dt * scale * du, w - dt * scale * dw, b - dt * scale * db
+    return Trajectory(np.asarray(rec), np.asarray(risks), np.asarray(dists), u, w, b)
