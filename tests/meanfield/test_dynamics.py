@@ -14,8 +14,8 @@ D = 4
 
 def _setup(m=6, seed=0, noise=0.0, act=None):
     rng = np.random.default_rng(seed)
-    t = Teacher(nt.Erf() if act is None else act, rng.standard_normal((2, D)) / np.sqrt(D), 0.3 * rng.standard_normal(2),
-                np.array([1.0, -0.5]), noise)
+    t = Teacher(nt.Erf() if act is None else act, rng.standard_normal((2, D)) / np.sqrt(D),
+                0.3 * rng.standard_normal(2), np.array([1.0, -0.5]), noise)
     return t, rng.standard_normal(m), rng.standard_normal((m, D)) / np.sqrt(D), \
         0.2 * rng.standard_normal(m)
 
