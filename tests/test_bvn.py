@@ -200,9 +200,29 @@ def test_norm_helpers():
 
 
 def test_r_function_chebyshev_table():
-    """The import-time Chebyshev table of ``(2 + c^2) R(c)`` reproduces ``R`` (recomputed here)."""
+    """The import-time polynomial table of ``R`` reproduces it (recomputed here), edges included."""
     with mpmath.workdps(30):
-        for c in (0.0, 0.3, 1.0, 2.2, 3.7, 5.0, 6.6, 7.99, 8.0, 8.5, 12.0, 40.0):
+        for c in (
+            0.0,
+            1e-3,
+            0.25,
+            0.3,
+            0.5,
+            1.0,
+            2.2,
+            3.7,
+            5.0,
+            6.6,
+            7.99,
+            8.0,
+            8.5,
+            12.0,
+            15.75,
+            15.999,
+            16.0,
+            17.0,
+            40.0,
+        ):
             cm = mpmath.mpf(c)
             ref = 1 - cm * mpmath.ncdf(-cm) / mpmath.npdf(cm)
             assert _rel_err(bvn._r_pos(c), ref) <= 1e-15, c
@@ -224,6 +244,20 @@ def test_bvn_against_mpmath(rho):
             assert err <= BVN_REL_TOL, (a, b, rho, got, ref, err)
             # the upper orthant through the same code path
             assert bvn.bvn_sf(-a, -b, rho) == got
+
+
+def test_bvn_benchmark_range_random():
+    """Random points in the range of the expectation benchmark (all quadrature rules of the wedge
+    table by ``r`` and ``theta`` are exercised here)."""
+    rng = np.random.default_rng(2024)
+    worst = 0.0
+    for _ in range(40):
+        h, k, rho = rng.uniform(-3, 3), rng.uniform(-3, 3), rng.uniform(-0.98, 0.98)
+        ref = bvn_reference(h, k, rho)
+        err = _rel_err(bvn.bvn_cdf(h, k, rho), ref)
+        assert err <= BVN_REL_TOL, (h, k, rho, err)
+        worst = max(worst, err)
+    assert worst < BVN_REL_TOL
 
 
 def test_bvn_thin_orthant_and_near_singular():
