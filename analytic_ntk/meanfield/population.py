@@ -29,7 +29,7 @@ import numpy as np
 from ..expectation import bivariate_expectation
 from ..layers import Activation
 
-__all__ = ["Teacher", "monte_carlo_risk", "population_risk"]
+__all__ = ["Teacher", "monte_carlo_risk", "population_risk", "two_class_risk"]
 
 
 def _matrix(name, a, ndim):
@@ -179,3 +179,69 @@ def monte_carlo_risk(activation, u, w, b, teacher: Teacher, alpha: float = 1.0, 
     mean = s1 / n_samples
     var = max(s2 / n_samples - mean * mean, 0.0) * n_samples / (n_samples - 1)
     return mean, math.sqrt(var / n_samples)
+
+
+def _scaled_pair_kernel(act, w, b, scale, grad):
+    """``E[act(w_i.x + b_i) act(w_j.x + b_j)]`` for ``x ~ N(0, scale^2 I)``."""
+    return _pair_kernel(act, act, scale * w, b, scale * w, b, grad)
+
+
+def two_class_risk(activation, u, w, b, delta: float, alpha: float = 1.0, *,
+                   grad: bool = False):
+    """Population risk of the isotropic-Gaussians classification model of Mei, Montanari
+    & Nguyen (2018, section 2.1): with probability 1/2, ``y = +1`` and ``x ~ N(0, (1 +
+    delta)^2 I_d)``, else ``y = -1`` and ``x ~ N(0, (1 - delta)^2 I_d)``;
+    ``R = E[(y - f(x))^2] / 2`` (and ``(dR/du, dR/dw, dR/db)`` with ``grad``).
+
+    Per class ``c`` (scale ``s_c``) the pre-activations are Gaussian with covariances
+    ``s_c^2 w.w'`` and means ``b``: ``E_c[f^2]`` from the pair expectations and
+    ``E_c[f] = (alpha / m) sum_j u_j E[sigma(s_c w_j.x + b_j)]`` from the expectation
+    against the constant activation 1.
+    """
+    from ..layers import Polynomial
+
+    delta = float(delta)
+    if not (math.isfinite(delta) and 0.0 <= delta < 1.0):
+        raise ValueError(f"delta must lie in [0, 1), got {delta!r}")
+    if not isinstance(activation, Activation):
+        raise ValueError(f"activation must be an Activation, got {activation!r}")
+    u = _matrix("u", u, 1)
+    w = _matrix("w", w, 2)
+    b = _matrix("b", b, 1)
+    if not (u.size == b.size == w.shape[0]):
+        raise ValueError(f"u {u.shape}, w {w.shape} and b {b.shape} disagree on the number "
+                         "of particles")
+    m = u.size
+    a = float(alpha) / m
+    one = Polynomial((1.0,))
+    risk = 0.5  # E[y^2] / 2; each class below with probability 1/2
+    du = np.zeros(m)
+    dw = np.zeros_like(w)
+    db = np.zeros(m)
+    dg = np.arange(m)
+    for y, s in ((1.0, 1.0 + delta), (-1.0, 1.0 - delta)):
+        ws = s * w
+        q = np.einsum("ij,ij->i", ws, ws)
+        if not grad:
+            k = _scaled_pair_kernel(activation, w, b, s, False)
+            e = bivariate_expectation(activation, one, q, 0.0, 0.0, b, 0.0)
+            risk += 0.25 * (-2.0 * y * a * float(u @ e) + a * a * float(u @ k @ u))
+            continue
+        k, (sv1, sv2, sc, sm1, sm2) = _scaled_pair_kernel(activation, w, b, s, True)
+        e, (ev1, _, _, em1, _) = bivariate_expectation(activation, one, q, 0.0, 0.0, b, 0.0,
+                                                       grad=True)
+        risk += 0.25 * (-2.0 * y * a * float(u @ e) + a * a * float(u @ k @ u))
+        off = np.ones((m, m)) - np.eye(m)
+        uu = u[:, None] * u[None, :] * off
+        diag_q = sv1[dg, dg] + sv2[dg, dg] + sc[dg, dg]
+        # d/dw through ws = s w: chain factor s (and s^2 for the variances)
+        du += 0.25 * (2.0 * a * a * (k @ u) - 2.0 * y * a * e)
+        dw += 0.25 * (2.0 * a * a * ((2.0 * np.sum(uu * sv1, axis=1) + u * u * diag_q)[:, None]
+                                    * ws + (uu * sc) @ ws) * s
+                     - 2.0 * y * a * (2.0 * u * ev1)[:, None] * ws * s)
+        db += 0.25 * (2.0 * a * a * (np.sum(uu * sm1, axis=1)
+                                    + 0.5 * u * u * (sm1[dg, dg] + sm2[dg, dg]))
+                     - 2.0 * y * a * u * em1)
+    if not grad:
+        return risk
+    return risk, (du, dw, db)
