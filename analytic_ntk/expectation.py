@@ -33,10 +33,12 @@ The outer integral over ``z`` is adaptive: 16-point Gauss-Legendre panels on
 
 Zero means and ``phi = psi`` of a closed family reduce to the centred dual of the
 kernels, which is then evaluated by :func:`analytic_ntk.duals.evaluate` itself (one
-formula, one place).  Pairs of piecewise-linear activations (``ABRelu``: ReLU, leaky
-ReLU, ``|x|``) use the closed form of :mod:`analytic_ntk.orthant` (bivariate normal
-CDF through Owen's T) wherever both variances are positive and ``|correlation| <= 1 -
-1e-9``; pairs of ``Sin``/``Cos``/``Rbf``/``Exp`` the moment generating function
+formula, one place).  Pairs of piecewise-linear and step activations (``ABRelu``:
+ReLU, leaky ReLU, ``|x|``; ``Sign``; ``RectifiedMonomial(0)``, ``(1)``; ``Identity``
+and affine polynomials, in any combination) use the closed forms of
+:mod:`analytic_ntk.orthant` (bivariate normal CDF through Owen's T) wherever both
+variances are positive and ``|correlation| <= 1 - 1e-9``; pairs of
+``Sin``/``Cos``/``Rbf``/``Exp`` the moment generating function
 (:mod:`analytic_ntk.charfun`), exactly.
 """
 
@@ -611,19 +613,25 @@ def bivariate_expectation(phi, psi, var1, var2, cov, mean1=0.0, mean2=0.0, *, gr
     rest = None  # entries for the quadrature (None: all of them)
     ka, pa = gm.spec(phi)
     kb, pb = gm.spec(psi)
-    if ka == gm.ABRELU and kb == gm.ABRELU:
+    pl_a, pl_b = orthant.pl_coefficients(ka, pa), orthant.pl_coefficients(kb, pb)
+    if pl_a is not None and pl_b is not None:
         # closed form through the orthant probability where it is well conditioned
+        if ka == gm.ABRELU and kb == gm.ABRELU:
+            args = (pa[0], pa[1] - pa[0], pb[0], pb[1] - pb[0])
+            kernel = orthant.abrelu_pairs
+        else:
+            args = (pl_a, pl_b)
+            kernel = orthant.pl_pairs
         v1f, v2f, cf = flat[0], flat[1], flat[2]
         ok = (v1f > 0) & (v2f > 0) & (np.abs(cf) <= orthant.RHO_MAX * bound.ravel())
-        args = (pa[0], pa[1] - pa[0], pb[0], pb[1] - pb[0])
         if ok.all():
-            orthant.abrelu_pairs(*args, *flat, bool(grad), out)
+            kernel(*args, *flat, bool(grad), out)
             rest = np.empty(0, dtype=np.int64)
         else:
             sel = np.nonzero(ok)[0]
             if sel.size:
                 o = np.empty((out.shape[0], sel.size))
-                orthant.abrelu_pairs(*args, *(a[sel] for a in flat), bool(grad), o)
+                kernel(*args, *(a[sel] for a in flat), bool(grad), o)
                 out[:, sel] = o
             rest = np.nonzero(~ok)[0]
     c1, c2 = charfun.coefficients(ka, pa), charfun.coefficients(kb, pb)

@@ -28,6 +28,9 @@ The derivatives are again such expectations (Price / Stein, with ``phi' = a1 + c
 and ``E[psi(v) | u = 0]`` is the one-dimensional mean of :mod:`gaussian_means` at
 ``mu = m2 - C12 m1 / C11``, ``t^2 = C22 - C12^2 / C11``.
 
+The same quantities for the basis (1, x, relu, step, delta, delta') give every pair of
+piecewise-linear and step activations (:func:`pl_pairs`).
+
 Valid for ``s1, s2 > 0`` and ``|rho| < 1``; the caller sends degenerate entries
 (``|rho| > 1 - 1e-9``, zero variances) to the quadrature of :mod:`expectation`.
 
@@ -146,3 +149,151 @@ def abrelu_pairs(a1, c1, a2, c2, v1, v2, cov, m1, m2, grad, out):
             out[3, i] = r[3]
             out[4, i] = r[4]
             out[5, i] = r[5]
+
+
+# ------------------------------------------------------------ piecewise-linear + step basis
+#
+# Activations alpha + beta x + gamma relu(x) + kappa H(x) (H the step): ABRelu, Sign
+# (2 H - 1), RectifiedMonomial(0) and (1), Identity, affine polynomials.  With the basis
+# B = (1, x, R, H, D, D') (R = relu, D = delta at 0, D' its derivative), phi' = beta +
+# gamma H + kappa D and phi'' = gamma D + kappa D', so the value and all five derivatives
+# are contractions of the matrix M[i, j] = E[B_i(u) B_j(v)].
+
+ONE, LIN, REL, STEP, DEL, DDEL = 0, 1, 2, 3, 4, 5
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _half_moments(m1, s1, m2, s2, cov, rho, r, out):
+    """``out[i, j] = E[B_i(u) B_j(v)]`` for ``i`` in (1, x, R, H) and ``j`` in (D, D'):
+    expectations against the delta at ``v = 0`` and its derivative (``u | v = y`` is
+    Gaussian with mean ``m1 + (cov / v2)(y - m2)`` and sd ``t1 = s1 r``)."""
+    v2 = s2 * s2
+    h2 = m2 / s2
+    p0 = _pdf(h2) / s2  # density of v at 0
+    dp0 = h2 * _pdf(h2) / v2  # its derivative
+    k = cov / v2  # d E[u | v = y] / dy
+    mu1 = m1 - k * m2
+    t1 = s1 * r
+    gr = _relu_mean(mu1, t1)
+    gh = norm_cdf(mu1 / t1)
+    gd = _pdf(mu1 / t1) / t1
+    # int delta'(y) p(y) g(y) dy = -(p g)'(0)
+    out[ONE, 0] = p0
+    out[ONE, 1] = -dp0
+    out[LIN, 0] = p0 * mu1
+    out[LIN, 1] = -(dp0 * mu1 + p0 * k)
+    out[REL, 0] = p0 * gr
+    out[REL, 1] = -(dp0 * gr + p0 * gh * k)
+    out[STEP, 0] = p0 * gh
+    out[STEP, 1] = -(dp0 * gh + p0 * gd * k)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def basis_moments(v1, v2, cov, m1, m2):
+    """``M[i, j] = E[B_i(u) B_j(v)]`` for the basis (1, x, R, H, D, D') (entries with
+    ``D'`` on both sides, and ``D'`` against ``D``, are not needed and left 0); requires
+    ``v1, v2 > 0`` and ``|rho| < 1``."""
+    mm = np.zeros((6, 6))
+    s1 = math.sqrt(v1)
+    s2 = math.sqrt(v2)
+    rho = cov / (s1 * s2)
+    r = math.sqrt((1.0 - rho) * (1.0 + rho))
+    h1 = m1 / s1
+    h2 = m2 / s2
+    big_l = bvn_cdf(h1, h2, rho)
+    p1 = _pdf(h1)
+    p2 = _pdf(h2)
+    q12 = norm_sf((-h2 + rho * h1) / r)
+    q21 = norm_sf((-h1 + rho * h2) / r)
+    ez1 = p1 * q12 + rho * p2 * q21
+    ez2 = p2 * q21 + rho * p1 * q12
+    quad = (h1 * h1 - 2.0 * rho * h1 * h2 + h2 * h2) / (r * r)
+    ez12 = (rho * big_l - rho * h1 * p1 * q12 - rho * h2 * p2 * q21
+            + r * INV_SQRT_2PI * INV_SQRT_2PI * math.exp(-0.5 * quad))
+    er1 = _relu_mean(m1, s1)
+    er2 = _relu_mean(m2, s2)
+    c1 = norm_cdf(h1)
+    c2 = norm_cdf(h2)
+    # one-variable moments
+    mm[ONE, ONE] = 1.0
+    mm[ONE, LIN] = m2
+    mm[LIN, ONE] = m1
+    mm[ONE, REL] = er2
+    mm[REL, ONE] = er1
+    mm[ONE, STEP] = c2
+    mm[STEP, ONE] = c1
+    # two-variable moments
+    mm[LIN, LIN] = cov + m1 * m2
+    mm[LIN, REL] = m1 * er2 + cov * c2
+    mm[REL, LIN] = m2 * er1 + cov * c1
+    mm[LIN, STEP] = m1 * c2 + cov * p2 / s2
+    mm[STEP, LIN] = m2 * c1 + cov * p1 / s1
+    mm[REL, REL] = m1 * m2 * big_l + m1 * s2 * ez2 + m2 * s1 * ez1 + s1 * s2 * ez12
+    mm[REL, STEP] = m1 * big_l + s1 * ez1
+    mm[STEP, REL] = m2 * big_l + s2 * ez2
+    mm[STEP, STEP] = big_l
+    mm[DEL, DEL] = INV_SQRT_2PI * INV_SQRT_2PI * math.exp(-0.5 * quad) / (s1 * s2 * r)
+    half = np.empty((4, 2))
+    _half_moments(m1, s1, m2, s2, cov, rho, r, half)  # B_i(u) against D(v), D'(v)
+    for i in range(4):
+        mm[i, DEL] = half[i, 0]
+        mm[i, DDEL] = half[i, 1]
+    _half_moments(m2, s2, m1, s1, cov, rho, r, half)  # D(u), D'(u) against B_j(v)
+    for j in range(4):
+        mm[DEL, j] = half[j, 0]
+        mm[DDEL, j] = half[j, 1]
+    return mm
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _derivative_coefficients(c):
+    """``(phi', phi'')`` coefficient vectors in the basis for ``phi = c . (1, x, R, H)``."""
+    d1 = np.zeros(6)
+    d2 = np.zeros(6)
+    d1[ONE] = c[LIN]
+    d1[STEP] = c[REL]
+    d1[DEL] = c[STEP]
+    d2[DEL] = c[REL]
+    d2[DDEL] = c[STEP]
+    return d1, d2
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def pl_pairs(ca, cb, v1, v2, cov, m1, m2, grad, out):
+    """Value (and with ``grad`` the five derivatives) of ``E[phi(u) psi(v)]`` for
+    ``phi = ca . (1, x, relu, H)``, ``psi = cb . (1, x, relu, H)``: ``out[k, i]``."""
+    a = np.zeros(6)
+    b = np.zeros(6)
+    a[:4] = ca
+    b[:4] = cb
+    a1, a2 = _derivative_coefficients(ca)
+    b1, b2 = _derivative_coefficients(cb)
+    for i in prange(v1.size):
+        mm = basis_moments(v1[i], v2[i], cov[i], m1[i], m2[i])
+        out[0, i] = a @ mm @ b
+        if grad:
+            out[1, i] = 0.5 * (a2 @ mm @ b)
+            out[2, i] = 0.5 * (a @ mm @ b2)
+            out[3, i] = a1 @ mm @ b1
+            out[4, i] = a1 @ mm @ b
+            out[5, i] = a @ mm @ b1
+
+
+def pl_coefficients(kind, params):
+    """``(alpha, beta, gamma, kappa)`` of an activation in the basis (1, x, relu, H), or
+    None when it is not of that form."""
+    from . import gaussian_means as gm
+
+    if kind == gm.ABRELU:
+        a, b = params
+        return np.array([0.0, a, b - a, 0.0])
+    if kind == gm.SIGN:
+        return np.array([-1.0, 0.0, 0.0, 2.0])
+    if kind == gm.RECTMONO and params[0] in (0.0, 1.0):
+        return np.array([0.0, 0.0, 1.0, 0.0]) if params[0] == 1.0 else np.array([0.0, 0.0,
+                                                                                 0.0, 1.0])
+    if kind == gm.POLY and params.size <= 2:
+        c = np.zeros(4)
+        c[: params.size] = params
+        return c
+    return None

@@ -47,3 +47,30 @@ def test_gradient_finite_differences():
         p = orthant.abrelu_pair(0.1, 0.9, -1.0, 2.0, *xp, False)
         m = orthant.abrelu_pair(0.1, 0.9, -1.0, 2.0, *xm, False)
         assert out[k + 1] == pytest.approx((p[0] - m[0]) / (2 * h), rel=1e-7, abs=1e-9)
+
+
+PL = [nt.Relu(), nt.Sign(), nt.RectifiedMonomial(0), nt.LeakyRelu(0.2), nt.Identity(), nt.Abs(),
+      nt.Polynomial((0.3, -1.2))]
+
+
+@pytest.mark.parametrize("i", range(len(PL)))
+def test_piecewise_linear_basis_against_quadrature(i):
+    """Every pair of piecewise-linear / step activations (value and five derivatives)
+    through the basis moments, against the quadrature route."""
+    from analytic_ntk import gaussian_means as gm
+
+    rng = np.random.default_rng(100 + i)
+    n = 6
+    for psi in PL:
+        ca = orthant.pl_coefficients(*gm.spec(PL[i]))
+        cb = orthant.pl_coefficients(*gm.spec(psi))
+        v1, v2 = rng.uniform(0.1, 2.0, (2, n))
+        c = rng.uniform(-0.95, 0.95, n) * np.sqrt(v1 * v2)
+        m1, m2 = rng.uniform(-2.5, 2.5, (2, n))
+        got = np.empty((6, n))
+        orthant.pl_pairs(ca, cb, v1, v2, c, m1, m2, True, got)
+        ref, status = by_quadrature(PL[i], psi, (v1, v2, c, m1, m2), True)
+        assert not status.any()
+        ref = ref.T
+        scale = np.abs(ref) + 1e-3 * np.abs(ref).max(axis=1, keepdims=True) + 1e-300
+        assert np.max(np.abs(got - ref) / scale) <= 1e-11, (PL[i], psi)
