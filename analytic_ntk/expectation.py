@@ -345,14 +345,14 @@ def outer_integral(phi, dphi, p1, kinks1, kind2, psi, dpsi, p2, kinks2, jumps2, 
 
 @numba.njit(**_JIT)
 def _oriented(fo, dfo, po, kinks_o, jumps_o, fi, dfi, pi, kind_i, kinks_i, jumps_i, dkinks_i,
-              hlen_i, mo, so, mi, si, c, ncomp, res):
+              hlen_i, mo, so, mi, si, c, ncomp, res, vo, vi):
     """The integrals of :func:`outer_integral` for ``outer`` = (mean ``mo``, sd ``so``)
     and ``inner`` = (``mi``, ``si``), covariance ``c``, with the Dirac terms: jumps of the
     outer activation (in ``res[3]``) and, at ``t = 0``, kinks and jumps of the inner one.
     Returns 0 (fine), 1 (quadrature budget exhausted) or 2 (a variance derivative through a
     jump at ``t = 0``, which does not exist)."""
-    vo = so * so
-    vi = si * si
+    # vo, vi: the variances as given (so * so may differ from vo by an ulp, which would
+    # turn |correlation| = 1 into a tiny positive conditional variance)
     if so > 0.0:
         beta = c / so
         t2 = (vi * vo - c * c) / vo  # exactly 0 when c^2 = var_i var_o
@@ -414,16 +414,18 @@ def _pairs_py(fa, dfa, pa, kind_a, kinks_a, jumps_a, dkinks_a, hlen_a,
         s2 = math.sqrt(v2[i])
         if not swap:
             st = _oriented(fa, dfa, pa, kinks_a, jumps_a, fb, dfb, pb, kind_b, kinks_b,
-                           jumps_b, dkinks_b, hlen_b, m1[i], s1, m2[i], s2, c12[i], ncomp, res)
+                           jumps_b, dkinks_b, hlen_b, m1[i], s1, m2[i], s2, c12[i], ncomp, res,
+                           v1[i], v2[i])
         else:
             st = _oriented(fb, dfb, pb, kinks_b, jumps_b, fa, dfa, pa, kind_a, kinks_a,
-                           jumps_a, dkinks_a, hlen_a, m2[i], s2, m1[i], s1, c12[i], ncomp, res)
+                           jumps_a, dkinks_a, hlen_a, m2[i], s2, m1[i], s1, c12[i], ncomp, res,
+                           v2[i], v1[i])
         out[i, 0] = res[0]
         if grad:
             if not swap:
                 st2 = _oriented(fb, dfb, pb, kinks_b, jumps_b, fa, dfa, pa, kind_a, kinks_a,
                                 jumps_a, dkinks_a, hlen_a, m2[i], s2, m1[i], s1, c12[i], 3,
-                                other)
+                                other, v2[i], v1[i])
                 # res: inner b; other: inner a
                 out[i, 1] = 0.5 * other[2]
                 out[i, 2] = 0.5 * res[2]
@@ -432,7 +434,7 @@ def _pairs_py(fa, dfa, pa, kind_a, kinks_a, jumps_a, dkinks_a, hlen_a,
             else:
                 st2 = _oriented(fa, dfa, pa, kinks_a, jumps_a, fb, dfb, pb, kind_b, kinks_b,
                                 jumps_b, dkinks_b, hlen_b, m1[i], s1, m2[i], s2, c12[i], 3,
-                                other)
+                                other, v1[i], v2[i])
                 out[i, 1] = 0.5 * res[2]
                 out[i, 2] = 0.5 * other[2]
                 out[i, 4] = res[1]

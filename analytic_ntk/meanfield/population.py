@@ -100,6 +100,11 @@ def _pair_kernel(phi, psi, w1, b1, w2, b2, grad):
     q1 = np.einsum("ij,ij->i", w1, w1)
     q2 = np.einsum("ij,ij->i", w2, w2)
     c = w1 @ w2.T
+    if w1 is w2:
+        # the diagonal pairs are one unit with itself: correlation exactly 1 (BLAS may
+        # round w.w an ulp away from |w|^2, which for kinked activations moves the
+        # variance derivatives by ~1e-9)
+        np.fill_diagonal(c, q1)
     # exact: |c| <= sqrt(q1 q2) up to rounding, which bivariate_expectation accepts
     return bivariate_expectation(phi, psi, q1[:, None], q2[None, :], c, b1[:, None],
                                  b2[None, :], grad=grad)
@@ -183,7 +188,8 @@ def monte_carlo_risk(activation, u, w, b, teacher: Teacher, alpha: float = 1.0, 
 
 def _scaled_pair_kernel(act, w, b, scale, grad):
     """``E[act(w_i.x + b_i) act(w_j.x + b_j)]`` for ``x ~ N(0, scale^2 I)``."""
-    return _pair_kernel(act, act, scale * w, b, scale * w, b, grad)
+    ws = scale * w
+    return _pair_kernel(act, act, ws, b, ws, b, grad)
 
 
 def two_class_risk(activation, u, w, b, delta: float, alpha: float = 1.0, *,
