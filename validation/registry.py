@@ -32,7 +32,8 @@ EXPERIMENTS: dict[str, Experiment] = {}
 #: modules imported by :func:`load` (each registers its experiments on import)
 EXPERIMENT_MODULES = ("validation.duals_check", "validation.generic_check", "validation.digits",
                       "validation.mc_convergence", "validation.jacot_fig1",
-                      "validation.jacot_fig2", "validation.linearized", "validation.mf_sgd")
+                      "validation.jacot_fig2", "validation.linearized", "validation.mf_sgd",
+                      "validation.lazy_active")
 
 
 def register(name: str) -> Callable[[Experiment], Experiment]:
