@@ -56,3 +56,28 @@ def test_limit_ntk_matches_wide_empirical_kernel():
     emp = la.empirical_ntk(u, w, b, np.sqrt(m), x[:6])
     ref = la.limit_ntk(x[:6], x[:6])
     assert np.linalg.norm(emp - ref) / np.linalg.norm(ref) < 0.02  # ~ m^-1/2 = 0.0022 x const
+
+
+def test_repopulation_tiny(tmp_path):
+    from validation import repopulation
+
+    payload, rows = repopulation.experiment(tmp_path, m=32, features=(16, 64), n_seeds=1)
+    assert (tmp_path / "repopulation.json").exists()
+    assert [r.name for r in rows] == ["repopulation/flow_risk_fraction",
+                                      "repopulation/ratio_M16", "repopulation/ratio_M64"]
+    assert 0 < payload["flow_risk"][1] < payload["flow_risk"][0]
+
+
+def test_random_feature_ridge_is_exact_for_a_representable_target():
+    """Targets that are exactly a combination of the features are fitted to ~0 risk."""
+    from validation import repopulation
+
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((5, 3)), rng.standard_normal(5)
+    c = rng.standard_normal(5)
+    x, xt = rng.standard_normal((400, 3)), rng.standard_normal((300, 3))
+
+    def f(z):
+        return np.maximum(z @ w.T + b, 0.0) @ c
+
+    assert repopulation.rf_test_risk(w, b, x, f(x), xt, f(xt)) < 1e-8
