@@ -3,16 +3,23 @@
 
 So far: the teacher-student model with Gaussian inputs, its population risk and gradients
 from :func:`analytic_ntk.bivariate_expectation` (:mod:`.population`) with a Monte Carlo
-check, and particle dynamics in numpy (:mod:`.dynamics`: population gradient flow,
-Langevin, online SGD, full-batch GD), and the two-class isotropic-Gaussians risk of
-Mei, Montanari & Nguyen (:func:`two_class_risk`), and a fused numba drift for bias-free
-ReLU networks (:func:`relu_drift`).  Not built yet (issue 6): numba integrators for the
-general case, two-timescale dynamics and most validation experiments.
+check; the two-class isotropic-Gaussians risk of Mei, Montanari & Nguyen
+(:func:`two_class_risk`); particle dynamics in numpy (:mod:`.dynamics`: population
+gradient flow, Langevin, two-timescale flow, online SGD, full-batch GD); a fused numba
+drift for bias-free ReLU networks (:func:`relu_drift`).  Not built yet (issue 6): numba
+integrators for the general case and two of the five validation experiments.
 """
 
 from .drift import relu_drift
-from .dynamics import Trajectory, particle_flow, sgd
+from .dynamics import (
+    Trajectory,
+    optimal_output_layer,
+    particle_flow,
+    sgd,
+    two_timescale_flow,
+)
 from .population import Teacher, monte_carlo_risk, population_risk, two_class_risk
 
-__all__ = ["Teacher", "Trajectory", "monte_carlo_risk", "particle_flow", "population_risk",
-           "relu_drift", "sgd", "two_class_risk"]
+__all__ = ["Teacher", "Trajectory", "monte_carlo_risk", "optimal_output_layer",
+           "particle_flow", "population_risk", "relu_drift", "sgd", "two_class_risk",
+           "two_timescale_flow"]

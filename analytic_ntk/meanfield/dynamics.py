@@ -16,6 +16,9 @@ O(1)``), so ``alpha = sqrt(m)`` is the lazy / NTK regime with parameters moving 
 A step of size ``dt`` is a gradient-descent step with learning rate ``dt m / alpha^2`` on
 ``R``.
 
+Two-timescale dynamics (Takakura & Suzuki 2024): :func:`two_timescale_flow` solves the
+output layer exactly at every step of the first layer.
+
 Noisy GD / mean-field Langevin (Mei, Montanari & Nguyen 2018, section 3; Nitanda, Wu &
 Suzuki 2022; Chizat 2022): Euler-Maruyama ``theta <- theta - dt (m / alpha^2 grad R +
 lambda theta) + sqrt(2 dt tau) xi``.
@@ -35,7 +38,8 @@ import numpy as np
 from ..layers import Activation
 from .population import Teacher, _student, population_risk
 
-__all__ = ["Trajectory", "particle_flow", "sgd"]
+__all__ = ["Trajectory", "optimal_output_layer", "particle_flow", "sgd",
+           "two_timescale_flow"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,10 @@ class Trajectory:
         ``mean_j |theta_j - theta_j(0)|`` (Euclidean over ``(u, w, b)``).
     u, w, b : arrays
         The particles at the end.
+    stats : tuple
+        ``statistics(u, w, b)`` at the recorded steps, when a ``statistics`` callable
+        was given (e.g. a histogram of ``|w_j|``: the particles themselves are not
+        stored at every step).
     """
 
     steps: np.ndarray
@@ -60,6 +68,7 @@ class Trajectory:
     u: np.ndarray
     w: np.ndarray
     b: np.ndarray
+    stats: tuple = ()
 
 
 def _check_positive(name, v, allow_zero=False):
@@ -81,6 +90,19 @@ def _steps(steps, record_every):
     return steps, rec
 
 
+def _progress(steps, enabled, desc):
+    """An iterator over ``range(steps + 1)`` with a tqdm progress bar when ``enabled``
+    (and tqdm is installed)."""
+    it = range(steps + 1)
+    if not enabled:
+        return it
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - optional
+        return it
+    return tqdm(it, desc=desc, leave=False)
+
+
 def _distance(u, w, b, u0, w0, b0):
     d2 = (u - u0) ** 2 + np.sum((w - w0) ** 2, axis=1) + (b - b0) ** 2
     return float(np.mean(np.sqrt(d2)))
@@ -88,13 +110,16 @@ def _distance(u, w, b, u0, w0, b0):
 
 def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: float = 1.0, *,
                   dt: float, steps: int, method: str = "euler", weight_decay: float = 0.0,
-                  temperature: float = 0.0, record_every: int = 1, seed=None) -> Trajectory:
+                  temperature: float = 0.0, record_every: int = 1, seed=None,
+                  statistics=None, progress: bool = False) -> Trajectory:
     """Population gradient flow of the particles (module docstring), Gaussian inputs.
 
     ``method``: ``"euler"`` (explicit) or ``"heun"`` (second order; deterministic only).
     ``temperature > 0`` adds the Langevin noise (Euler-Maruyama; ``method`` must be
     ``"euler"``), ``weight_decay`` the ``lambda theta`` term.  Each step costs one
     :func:`population_risk` with gradients (``m^2`` pair expectations).
+    ``statistics(u, w, b)``: recorded at the recorded steps (``Trajectory.stats``);
+    ``progress``: a progress bar (tqdm) for long runs.
     """
     u, w, b = (np.array(a, dtype=np.float64) for a in _student(activation, u, w, b, teacher))
     dt = _check_positive("dt", dt)
@@ -115,12 +140,14 @@ def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: floa
         r, (du, dw, db) = population_risk(activation, u, w, b, teacher, alpha, grad=True)
         return r, (-scale * du - lam * u, -scale * dw - lam * w, -scale * db - lam * b)
 
-    risks, dists = [], []
-    for step in range(steps + 1):
+    risks, dists, stats = [], [], []
+    for step in _progress(steps, progress, "particle flow"):
         r, (fu, fw, fb) = drift(u, w, b)
         if step in rec:
             risks.append(r)
             dists.append(_distance(u, w, b, u0, w0, b0))
+            if statistics is not None:
+                stats.append(statistics(u, w, b))
         if step == steps:
             break
         if method == "heun":
@@ -136,7 +163,66 @@ def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: floa
                 u = u + sd * rng.standard_normal(u.shape)
                 w = w + sd * rng.standard_normal(w.shape)
                 b = b + sd * rng.standard_normal(b.shape)
-    return Trajectory(np.asarray(rec), np.asarray(risks), np.asarray(dists), u, w, b)
+    return Trajectory(np.asarray(rec), np.asarray(risks), np.asarray(dists), u, w, b,
+                      tuple(stats))
+
+
+def optimal_output_layer(activation, w, b, teacher: Teacher, alpha: float = 1.0,
+                         ridge: float = 0.0):
+    """The output weights minimising ``R + (ridge / 2) |u|^2`` for fixed ``(w, b)``:
+    ``u* = (a^2 K + ridge I)^(-1) a e`` with ``a = alpha / m``, ``K_jl = E[sigma_j
+    sigma_l]`` and ``e_j = E[y sigma_j]`` (exact Gaussian expectations)."""
+    w = np.asarray(w, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    m = w.shape[0] if w.ndim == 2 else 0
+    from .population import _pair_kernel
+
+    u_probe = np.zeros(m)
+    _student(activation, u_probe, w, b, teacher)
+    ridge = _check_positive("ridge", ridge, allow_zero=True)
+    a = float(alpha) / m
+    k = _pair_kernel(activation, activation, w, b, w, b, False)
+    e = _pair_kernel(activation, teacher.activation, w, b, teacher.weights, teacher.biases,
+                     False) @ teacher.coef
+    mat = a * a * k + ridge * np.eye(m)
+    try:
+        return np.linalg.solve(mat, a * e)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(mat, a * e, rcond=None)[0]
+
+
+def two_timescale_flow(activation: Activation, w, b, teacher: Teacher, alpha: float = 1.0, *,
+                       dt: float, steps: int, ridge: float = 1e-6, record_every: int = 1,
+                       statistics=None, progress: bool = False) -> Trajectory:
+    """The two-timescale limit (Takakura & Suzuki 2024; Marion & Berthier 2023): the
+    output layer is solved exactly (:func:`optimal_output_layer`, ridge ``ridge``) at
+    every step and the first layer follows the population gradient flow of ``R(u*(w, b),
+    w, b)`` (by the envelope theorem its gradient in ``(w, b)`` is the partial gradient
+    at ``u = u*``), explicit Euler, time scaling of the module docstring."""
+    dt = _check_positive("dt", dt)
+    alpha = _check_positive("alpha", alpha)
+    w = np.array(w, dtype=np.float64)
+    b = np.array(b, dtype=np.float64)
+    steps, rec = _steps(steps, record_every)
+    m = w.shape[0]
+    scale = m / alpha**2
+    u = optimal_output_layer(activation, w, b, teacher, alpha, ridge)
+    u0, w0, b0 = u.copy(), w.copy(), b.copy()
+    risks, dists, stats = [], [], []
+    for step in _progress(steps, progress, "two-timescale flow"):
+        u = optimal_output_layer(activation, w, b, teacher, alpha, ridge)
+        r, (_, dw, db) = population_risk(activation, u, w, b, teacher, alpha, grad=True)
+        if step in rec:
+            risks.append(r)
+            dists.append(_distance(u, w, b, u0, w0, b0))
+            if statistics is not None:
+                stats.append(statistics(u, w, b))
+        if step == steps:
+            break
+        w = w - dt * scale * dw
+        b = b - dt * scale * db
+    return Trajectory(np.asarray(rec), np.asarray(risks), np.asarray(dists), u, w, b,
+                      tuple(stats))
 
 
 def _sample_gradients(activation, u, w, b, x, y, alpha):
