@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..layers import Activation
+from ..layers import Activation, Relu
+from .drift import relu_drift
 from .population import Teacher, _student, population_risk
 
 __all__ = ["Trajectory", "optimal_output_layer", "particle_flow", "sgd",
@@ -111,7 +112,8 @@ def _distance(u, w, b, u0, w0, b0):
 def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: float = 1.0, *,
                   dt: float, steps: int, method: str = "euler", weight_decay: float = 0.0,
                   temperature: float = 0.0, record_every: int = 1, seed=None,
-                  statistics=None, progress: bool = False) -> Trajectory:
+                  statistics=None, progress: bool = False,
+                  train_biases: bool = True) -> Trajectory:
     """Population gradient flow of the particles (module docstring), Gaussian inputs.
 
     ``method``: ``"euler"`` (explicit) or ``"heun"`` (second order; deterministic only).
@@ -120,8 +122,14 @@ def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: floa
     :func:`population_risk` with gradients (``m^2`` pair expectations).
     ``statistics(u, w, b)``: recorded at the recorded steps (``Trajectory.stats``);
     ``progress``: a progress bar (tqdm) for long runs.
+    ``train_biases=False`` keeps ``b`` fixed (a bias-free first layer when ``b = 0``, as
+    in the seed experiments); for a ReLU student and teacher without biases the drift is
+    then the fused kernel :func:`~analytic_ntk.meanfield.relu_drift`.
     """
     u, w, b = (np.array(a, dtype=np.float64) for a in _student(activation, u, w, b, teacher))
+    fast = (not train_biases and isinstance(activation, Relu)
+            and isinstance(teacher.activation, Relu) and not np.any(b)
+            and not np.any(teacher.biases))
     dt = _check_positive("dt", dt)
     lam = _check_positive("weight_decay", weight_decay, allow_zero=True)
     tau = _check_positive("temperature", temperature, allow_zero=True)
@@ -137,7 +145,14 @@ def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: floa
     u0, w0, b0 = u.copy(), w.copy(), b.copy()
 
     def drift(u, w, b):
-        r, (du, dw, db) = population_risk(activation, u, w, b, teacher, alpha, grad=True)
+        if fast:
+            r, du, dw = relu_drift(u, w, teacher.weights, teacher.coef, alpha,
+                                   noise_std=teacher.noise_std)
+            db = np.zeros_like(b)
+        else:
+            r, (du, dw, db) = population_risk(activation, u, w, b, teacher, alpha, grad=True)
+        if not train_biases:
+            return r, (-scale * du - lam * u, -scale * dw - lam * w, np.zeros_like(b))
         return r, (-scale * du - lam * u, -scale * dw - lam * w, -scale * db - lam * b)
 
     risks, dists, stats = [], [], []
@@ -162,7 +177,8 @@ def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: floa
                 sd = math.sqrt(2.0 * dt * tau)
                 u = u + sd * rng.standard_normal(u.shape)
                 w = w + sd * rng.standard_normal(w.shape)
-                b = b + sd * rng.standard_normal(b.shape)
+                if train_biases:
+                    b = b + sd * rng.standard_normal(b.shape)
     return Trajectory(np.asarray(rec), np.asarray(risks), np.asarray(dists), u, w, b,
                       tuple(stats))
 

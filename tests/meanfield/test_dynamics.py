@@ -135,3 +135,21 @@ def test_statistics_and_progress():
     tr = particle_flow(nt.Relu(), u, w, b, t, dt=0.1, steps=4, record_every=2, progress=True,
                        statistics=lambda u, w, b: np.histogram(u, bins=3)[0])
     assert len(tr.stats) == 3 and all(h.sum() == u.size for h in tr.stats)
+
+
+def test_bias_free_relu_uses_the_fused_drift():
+    """train_biases=False with a bias-free ReLU student and teacher: the fused
+    relu_drift path (Relu) and the general path (ABRelu(0, 1), the same function) give the
+    same trajectory; the biases stay zero."""
+    rng = np.random.default_rng(9)
+    t = Teacher(nt.Relu(), rng.standard_normal((2, D)) / np.sqrt(D), np.zeros(2),
+                np.array([1.0, -0.5]))
+    u, w = rng.standard_normal(8), rng.standard_normal((8, D)) / np.sqrt(D)
+    b = np.zeros(8)
+    fast = particle_flow(nt.Relu(), u, w, b, t, dt=0.1, steps=5, train_biases=False,
+                         record_every=5)
+    slow = particle_flow(nt.ABRelu(0.0, 1.0), u, w, b, t, dt=0.1, steps=5, train_biases=False,
+                         record_every=5)
+    np.testing.assert_allclose(fast.w, slow.w, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fast.risk, slow.risk, rtol=1e-12)
+    assert not np.any(fast.b) and not np.any(slow.b)
