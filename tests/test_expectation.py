@@ -140,13 +140,13 @@ def test_against_mpmath(outer, inner, case):
     assert abs(swapped - ref) / max(abs(ref), 1e-3 * scale, 1e-300) <= 1e-12
 
 
-@pytest.mark.parametrize("m", [-8.0, -5.0, 5.0])
+@pytest.mark.parametrize("m", [-8.0, 5.0])
 def test_tails(m):
     """Means up to 8 standard deviations: relative accuracy 1e-8 (issue 10) of tiny
     values (``E[relu(u) relu(v)]`` at 8 sd below is about 1e-16)."""
     for outer, inner in (("relu", "relu"), ("tanh", "relu"), ("erf", "sign")):
         args = (1.0, 1.0, 0.6, m, 0.5 * m)
-        ref, _ = mp_reference(outer, inner, *args, dps=30)
+        ref, _ = mp_reference(outer, inner, *args, dps=25)
         got = be(ACTS[outer], ACTS[inner], *args)
         assert abs(got - ref) <= 1e-8 * abs(ref), (outer, inner, got, ref)
 
