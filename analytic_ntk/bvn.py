@@ -820,6 +820,16 @@ def owens_t_array(h, a):
     return out.reshape(shape)
 
 
+def _bvn_checked(h, k, rho, sign):
+    """``Phi2(sign h, sign k; rho)`` on validated broadcast arrays."""
+    shape, (hh, kk, rr) = _as_float_arrays(("h", "k", "rho"), (h, k, rho))
+    if (np.abs(rr) > 1.0).any():
+        raise ValueError("rho must lie in [-1, 1]")
+    out = np.empty(hh.size, dtype=np.float64)
+    _bvn_loop(sign * hh, sign * kk, rr, out)
+    return out.reshape(shape)
+
+
 def bvn_cdf_array(h, k, rho):
     """Bivariate normal CDF ``Phi2(h, k; rho)`` on broadcast arrays.
 
@@ -840,12 +850,7 @@ def bvn_cdf_array(h, k, rho):
     ValueError
         If any argument contains NaN, or ``|rho| > 1``.
     """
-    shape, (hh, kk, rr) = _as_float_arrays(("h", "k", "rho"), (h, k, rho))
-    if (np.abs(rr) > 1.0).any():
-        raise ValueError("rho must lie in [-1, 1]")
-    out = np.empty(hh.size, dtype=np.float64)
-    _bvn_loop(hh, kk, rr, out)
-    return out.reshape(shape)
+    return _bvn_checked(h, k, rho, 1.0)
 
 
 def bvn_sf_array(h, k, rho):
@@ -856,9 +861,4 @@ def bvn_sf_array(h, k, rho):
     ValueError
         If any argument contains NaN, or ``|rho| > 1``.
     """
-    shape, (hh, kk, rr) = _as_float_arrays(("h", "k", "rho"), (h, k, rho))
-    if (np.abs(rr) > 1.0).any():
-        raise ValueError("rho must lie in [-1, 1]")
-    out = np.empty(hh.size, dtype=np.float64)
-    _bvn_loop(-hh, -kk, rr, out)
-    return out.reshape(shape)
+    return _bvn_checked(h, k, rho, -1.0)

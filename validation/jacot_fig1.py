@@ -97,7 +97,6 @@ References
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -107,6 +106,7 @@ import numpy as np
 
 from analytic_ntk import Dense, Relu, finite, serial
 
+from .jacot_fig2 import single_thread_blas
 from .registry import Row, register
 
 SEED = 0
@@ -152,14 +152,6 @@ def training_set(n=N_TRAIN, seed=SEED):
     """``n`` inputs from ``N(0, I_2)`` and the targets ``f*(x) = x1 x2``."""
     x = np.random.default_rng([seed, 1]).standard_normal((n, D_IN))
     return x, x[:, 0] * x[:, 1]
-
-
-def _blas_one_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def run_width(net, width, x_train, y_train, grid, i0, *, n_inits, n_spread, steps, rng):
@@ -363,7 +355,7 @@ def experiment(out, *, widths, n_inits, n_spread, steps, n_gamma, n_train=N_TRAI
     analytic = np.asarray(net.kernel(grid[i0:i0 + 1], grid).ntk)[0]
     t0 = time.perf_counter()
     per_width = []
-    with _blas_one_thread():
+    with single_thread_blas():
         for k, w in enumerate(widths):
             rng = np.random.default_rng([seed, 2, k])
             per_width.append(run_width(net, w, x_train, y_train, grid, i0, n_inits=n_inits,

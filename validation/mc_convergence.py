@@ -123,7 +123,6 @@ References
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -152,6 +151,7 @@ from analytic_ntk import (
     serial,
 )
 
+from .jacot_fig2 import single_thread_blas
 from .registry import Row, register
 
 SEED = 0
@@ -301,14 +301,6 @@ def convergence(net, x, widths, n_networks, rng):
     return res, refs
 
 
-def _blas_one_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def err_tolerance(n_max):
     """Bound on the geometric-mean error at the largest width ``n_max``."""
     return ERR_C / math.sqrt(n_max)
@@ -431,7 +423,7 @@ def experiment(out, *, runs, families=None, n_points=N_POINTS, d=D_IN, seed=SEED
     t0 = time.perf_counter()
     results = {}
     boot_rng = np.random.default_rng(seed + 1)
-    with _blas_one_thread():
+    with single_thread_blas():
         for fam in fams:
             act, ws, bs = FAMILIES[fam]
             results[fam] = {}

@@ -188,13 +188,11 @@ def optimal_output_layer(activation, w, b, teacher: Teacher, alpha: float = 1.0,
     """The output weights minimising ``R + (ridge / 2) |u|^2`` for fixed ``(w, b)``:
     ``u* = (a^2 K + ridge I)^(-1) a e`` with ``a = alpha / m``, ``K_jl = E[sigma_j
     sigma_l]`` and ``e_j = E[y sigma_j]`` (exact Gaussian expectations)."""
-    w = np.asarray(w, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    m = w.shape[0] if w.ndim == 2 else 0
     from .population import _pair_kernel
 
-    u_probe = np.zeros(m)
-    _student(activation, u_probe, w, b, teacher)
+    w = np.asarray(w, dtype=np.float64)
+    m = w.shape[0] if w.ndim == 2 else 0
+    _, w, b = _student(activation, np.zeros(m), w, b, teacher)
     ridge = _check_positive("ridge", ridge, allow_zero=True)
     a = float(alpha) / m
     k = _pair_kernel(activation, activation, w, b, w, b, False)

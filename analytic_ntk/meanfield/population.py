@@ -81,7 +81,8 @@ class Teacher:
         return y
 
 
-def _student(activation, u, w, b, teacher):
+def _student(activation, u, w, b, teacher=None):
+    """Validated particles ``(u, w, b)`` (and their input dimension against ``teacher``)."""
     if not isinstance(activation, Activation):
         raise ValueError(f"activation must be an Activation, got {activation!r}")
     u = _matrix("u", u, 1)
@@ -90,7 +91,7 @@ def _student(activation, u, w, b, teacher):
     if not (u.size == b.size == w.shape[0]):
         raise ValueError(f"u {u.shape}, w {w.shape} and b {b.shape} disagree on the number "
                          "of particles")
-    if w.shape[1] != teacher.d:
+    if teacher is not None and w.shape[1] != teacher.d:
         raise ValueError(f"w has input dimension {w.shape[1]}, the teacher {teacher.d}")
     return u, w, b
 
@@ -108,6 +109,21 @@ def _pair_kernel(phi, psi, w1, b1, w2, b2, grad):
     # exact: |c| <= sqrt(q1 q2) up to rounding, which bivariate_expectation accepts
     return bivariate_expectation(phi, psi, q1[:, None], q2[None, :], c, b1[:, None],
                                  b2[None, :], grad=grad)
+
+
+def _interaction_gradients(u, w, grads):
+    """Gradients in ``w`` and ``b`` of ``u^T K u / 2``, ``K_jl = E[sigma_j sigma_l]``, from
+    the derivatives ``grads = (d_var1, d_var2, d_cov, d_mean1, d_mean2)`` of ``K``:
+    off-diagonal pairs through ``(|w_j|^2, w_j.w_l, b_j)``, the diagonal through ``|w_j|^2
+    = var1 = var2 = cov`` and ``b_j = mean1 = mean2``."""
+    sv1, sv2, sc, sm1, sm2 = grads
+    m = u.size
+    uu = u[:, None] * u[None, :] * (np.ones((m, m)) - np.eye(m))
+    dg = np.arange(m)
+    diag_q = sv1[dg, dg] + sv2[dg, dg] + sc[dg, dg]
+    dw = (2.0 * np.sum(uu * sv1, axis=1) + u * u * diag_q)[:, None] * w + (uu * sc) @ w
+    db = np.sum(uu * sm1, axis=1) + 0.5 * u * u * (sm1[dg, dg] + sm2[dg, dg])
+    return dw, db
 
 
 def population_risk(activation, u, w, b, teacher: Teacher, alpha: float = 1.0, *,
@@ -138,20 +154,14 @@ def population_risk(activation, u, w, b, teacher: Teacher, alpha: float = 1.0, *
         k_ss = _pair_kernel(activation, activation, w, b, w, b, False)
         k_st = _pair_kernel(activation, t.activation, w, b, t.weights, t.biases, False)
         return 0.5 * ey2 - a * float(u @ k_st @ t.coef) + 0.5 * a * a * float(u @ k_ss @ u)
-    k_ss, (sv1, sv2, sc, sm1, sm2) = _pair_kernel(activation, activation, w, b, w, b, True)
+    k_ss, ss_grads = _pair_kernel(activation, activation, w, b, w, b, True)
     k_st, (tv1, _, tc, tm1, _) = _pair_kernel(activation, t.activation, w, b, t.weights,
                                               t.biases, True)
     risk = 0.5 * ey2 - a * float(u @ k_st @ t.coef) + 0.5 * a * a * float(u @ k_ss @ u)
     du = a * a * (k_ss @ u) - a * (k_st @ t.coef)
-    # interaction: off-diagonal pairs through (|w_j|^2, w_j.w_l, b_j); the diagonal through
-    # |w_j|^2 = var1 = var2 = cov and b_j = mean1 = mean2
-    off = np.ones((m, m)) - np.eye(m)
-    uu = u[:, None] * u[None, :] * off
-    dg = np.arange(m)
-    diag_q = sv1[dg, dg] + sv2[dg, dg] + sc[dg, dg]
-    dw = a * a * ((2.0 * np.sum(uu * sv1, axis=1) + u * u * diag_q)[:, None] * w
-                  + (uu * sc) @ w)
-    db = a * a * (np.sum(uu * sm1, axis=1) + 0.5 * u * u * (sm1[dg, dg] + sm2[dg, dg]))
+    iw, ib = _interaction_gradients(u, w, ss_grads)
+    dw = a * a * iw
+    db = a * a * ib
     # potential
     uc = u[:, None] * t.coef[None, :]
     dw -= a * (2.0 * np.sum(uc * tv1, axis=1)[:, None] * w + (uc * tc) @ t.weights)
@@ -209,14 +219,7 @@ def two_class_risk(activation, u, w, b, delta: float, alpha: float = 1.0, *,
     delta = float(delta)
     if not (math.isfinite(delta) and 0.0 <= delta < 1.0):
         raise ValueError(f"delta must lie in [0, 1), got {delta!r}")
-    if not isinstance(activation, Activation):
-        raise ValueError(f"activation must be an Activation, got {activation!r}")
-    u = _matrix("u", u, 1)
-    w = _matrix("w", w, 2)
-    b = _matrix("b", b, 1)
-    if not (u.size == b.size == w.shape[0]):
-        raise ValueError(f"u {u.shape}, w {w.shape} and b {b.shape} disagree on the number "
-                         "of particles")
+    u, w, b = _student(activation, u, w, b)
     m = u.size
     a = float(alpha) / m
     one = Polynomial((1.0,))
@@ -224,7 +227,6 @@ def two_class_risk(activation, u, w, b, delta: float, alpha: float = 1.0, *,
     du = np.zeros(m)
     dw = np.zeros_like(w)
     db = np.zeros(m)
-    dg = np.arange(m)
     for y, s in ((1.0, 1.0 + delta), (-1.0, 1.0 - delta)):
         ws = s * w
         q = np.einsum("ij,ij->i", ws, ws)
@@ -233,21 +235,15 @@ def two_class_risk(activation, u, w, b, delta: float, alpha: float = 1.0, *,
             e = bivariate_expectation(activation, one, q, 0.0, 0.0, b, 0.0)
             risk += 0.25 * (-2.0 * y * a * float(u @ e) + a * a * float(u @ k @ u))
             continue
-        k, (sv1, sv2, sc, sm1, sm2) = _scaled_pair_kernel(activation, w, b, s, True)
+        k, k_grads = _scaled_pair_kernel(activation, w, b, s, True)
         e, (ev1, _, _, em1, _) = bivariate_expectation(activation, one, q, 0.0, 0.0, b, 0.0,
                                                        grad=True)
         risk += 0.25 * (-2.0 * y * a * float(u @ e) + a * a * float(u @ k @ u))
-        off = np.ones((m, m)) - np.eye(m)
-        uu = u[:, None] * u[None, :] * off
-        diag_q = sv1[dg, dg] + sv2[dg, dg] + sc[dg, dg]
-        # d/dw through ws = s w: chain factor s (and s^2 for the variances)
+        iw, ib = _interaction_gradients(u, ws, k_grads)
+        # d/dw through ws = s w: chain factor s
         du += 0.25 * (2.0 * a * a * (k @ u) - 2.0 * y * a * e)
-        dw += 0.25 * (2.0 * a * a * ((2.0 * np.sum(uu * sv1, axis=1) + u * u * diag_q)[:, None]
-                                    * ws + (uu * sc) @ ws) * s
-                     - 2.0 * y * a * (2.0 * u * ev1)[:, None] * ws * s)
-        db += 0.25 * (2.0 * a * a * (np.sum(uu * sm1, axis=1)
-                                    + 0.5 * u * u * (sm1[dg, dg] + sm2[dg, dg]))
-                     - 2.0 * y * a * u * em1)
+        dw += 0.25 * (2.0 * a * a * iw * s - 2.0 * y * a * (2.0 * u * ev1)[:, None] * ws * s)
+        db += 0.25 * (2.0 * a * a * ib - 2.0 * y * a * u * em1)
     if not grad:
         return risk
     return risk, (du, dw, db)
