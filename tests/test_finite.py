@@ -117,7 +117,8 @@ def test_seeds_are_reproducible():
     np.testing.assert_array_equal(m1.mean, m2.mean)
 
 
-@pytest.mark.parametrize("act", [nt.Relu(), nt.Erf(), nt.Activation("tanh(t)")], ids=repr)
+@pytest.mark.parametrize("act", [nt.Relu(), nt.Erf(), pytest.param(
+    nt.Activation("tanh(t)"), marks=pytest.mark.slow)], ids=repr)
 def test_monte_carlo_kernels_near_analytic(act):
     """At width 512 the Monte Carlo kernels agree with the analytic ones within their
     standard errors (5 sigma) plus the O(1/width) finite-width bias (8 / width of the

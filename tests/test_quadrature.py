@@ -214,17 +214,33 @@ _SMOOTH_FAMILIES = ("erf", "sin", "cos", "gelu", "polynomial")
 _KINKED_FAMILIES = ("abrelu", "rectified_monomial")
 
 
-@settings(max_examples=25, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(
+_NUMERICAL_STRATEGY = dict(
     act=activations(_SMOOTH_FAMILIES + _KINKED_FAMILIES),
     pair=hard_pairs(d=4),
     bias=st.sampled_from([0.0, 0.2]),
 )
+
+
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(**_NUMERICAL_STRATEGY)
 def test_numerical_path_matches_closed_forms(act, pair, bias):
     """Random activations of the closed families, evaluated by the generic numerical path
     (``layer.numerical()``: generated pointwise functions, Mehler series and quadrature),
-    agree with their closed forms on hard pairs: 1e-10 (smooth), 1e-8 (kinked)."""
+    agree with their closed forms on hard pairs: 1e-10 (smooth), 1e-8 (kinked).  (Every
+    new activation compiles its own numba code: 10 examples here, more in the slow run.)"""
+    _check_numerical_path(act, pair, bias)
+
+
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**_NUMERICAL_STRATEGY)
+def test_numerical_path_matches_closed_forms_many(act, pair, bias):
+    """The same check on 80 random (not derandomized) examples."""
+    _check_numerical_path(act, pair, bias)
+
+
+def _check_numerical_path(act, pair, bias):
     num = act.numerical()
     x = np.stack(pair)
     kc = _nets(act, 2, bias).kernel(x)
