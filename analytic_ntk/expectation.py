@@ -37,9 +37,18 @@ formula, one place).  Pairs of piecewise-linear and step activations (``ABRelu``
 ReLU, leaky ReLU, ``|x|``; ``Sign``; ``RectifiedMonomial(0)``, ``(1)``; ``Identity``
 and affine polynomials, in any combination) use the closed forms of
 :mod:`analytic_ntk.orthant` (bivariate normal CDF through Owen's T) wherever both
-variances are positive and ``|correlation| <= 1 - 1e-9``; pairs of
-``Sin``/``Cos``/``Rbf``/``Exp`` the moment generating function
-(:mod:`analytic_ntk.charfun`), exactly.
+variances are positive and ``|correlation| <= 1 - 1e-9``; pairs of steps (``Sign``, the
+step, ``Erf``) are summed as mean x mean + covariance, which does not cancel.  ``Erf(a, b,
+c)`` joins these as a step of an auxiliary Gaussian (the probit form: ``a erf(b u) + c =
+E_X[a sign(sqrt(2) b u - X) + c]``, ``X ~ N(0, 1)`` independent), against any of them or
+another ``Erf``.  Pairs of ``Sin``/``Cos``/``Rbf``/``Exp`` use the moment generating
+function (:mod:`analytic_ntk.charfun`); every other pair of ``Polynomial``, ``Identity``,
+``Monomial``, ``Exp``, ``Sin``, ``Cos``, ``Rbf`` and ``Gaussian``, and ``Exp`` or
+``Gaussian`` against any family with a closed one-dimensional mean, the exponential tilt
+and Gaussian moments of :mod:`analytic_ntk.gaussian_integrals`.  The remaining pairs
+(a generic activation on either side; ``Gelu``, ``RectifiedMonomial(n >= 2)``, ``Erf``
+or polynomials of degree >= 2 against the piecewise-linear family, and the like) use the
+quadrature.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ import numpy as np
 from numba import types
 
 from . import charfun, duals, orthant
+from . import gaussian_integrals as gi
 from . import gaussian_means as gm
 from .layers import Activation, GenericActivation
 from .quadrature import _GH24_W, _GH24_X, _GH64_W, _GH64_X, length_scales, panel_nodes
@@ -615,31 +625,7 @@ def bivariate_expectation(phi, psi, var1, var2, cov, mean1=0.0, mean2=0.0, *, gr
     rest = None  # entries for the quadrature (None: all of them)
     ka, pa = gm.spec(phi)
     kb, pb = gm.spec(psi)
-    pl_a, pl_b = orthant.pl_coefficients(ka, pa), orthant.pl_coefficients(kb, pb)
-    if pl_a is not None and pl_b is not None:
-        # closed form through the orthant probability where it is well conditioned
-        if ka == gm.ABRELU and kb == gm.ABRELU:
-            args = (pa[0], pa[1] - pa[0], pb[0], pb[1] - pb[0])
-            kernel = orthant.abrelu_pairs
-        else:
-            args = (pl_a, pl_b)
-            kernel = orthant.pl_pairs
-        v1f, v2f, cf = flat[0], flat[1], flat[2]
-        ok = (v1f > 0) & (v2f > 0) & (np.abs(cf) <= orthant.RHO_MAX * bound.ravel())
-        if ok.all():
-            kernel(*args, *flat, bool(grad), out)
-            rest = np.empty(0, dtype=np.int64)
-        else:
-            sel = np.nonzero(ok)[0]
-            if sel.size:
-                o = np.empty((out.shape[0], sel.size))
-                kernel(*args, *(a[sel] for a in flat), bool(grad), o)
-                out[:, sel] = o
-            rest = np.nonzero(~ok)[0]
-    c1, c2 = charfun.coefficients(ka, pa), charfun.coefficients(kb, pb)
-    if rest is None and c1 is not None and c2 is not None:
-        out[:] = charfun.evaluate(c1, c2, flat, grad)
-        rest = np.empty(0, dtype=np.int64)
+    rest = _closed_forms(ka, pa, kb, pb, flat, bound.ravel(), out)
     if rest is None or rest.size:
         idx = slice(None) if rest is None else rest
         o, st = by_quadrature(phi, psi, [a[idx] for a in flat], grad)
@@ -658,6 +644,94 @@ def bivariate_expectation(phi, psi, var1, var2, cov, mean1=0.0, mean2=0.0, *, gr
     if not grad:
         return _shape(value, shape)
     return _shape(value, shape), tuple(_shape(out[k], shape) for k in range(1, 6))
+
+
+def _masked(kernel, ok, flat, out):
+    """Run ``kernel(flat, out)`` on the entries where ``ok``; the indices of the others."""
+    if ok.all():
+        kernel(flat, out)
+        return np.empty(0, dtype=np.int64)
+    sel = np.nonzero(ok)[0]
+    if sel.size:
+        o = np.empty((out.shape[0], sel.size))
+        kernel([a[sel] for a in flat], o)
+        out[:, sel] = o
+    return np.nonzero(~ok)[0]
+
+
+def _probit_side(kind, params):
+    """An ``Erf(a, b, c)`` side as a step of an auxiliary Gaussian (the probit form): with
+    ``X ~ N(0, 1)`` independent, ``a erf(b u) + c = E_X[a sign(w) + c]``, ``w = sqrt(2) b
+    u - X``.  Returns ``(coefficients of a sign + c in the basis (1, x, relu, H),
+    sqrt(2) b)``, or ``(pl coefficients, None)`` for the other families."""
+    if kind == gm.ERF:
+        a, b, c = params
+        return np.array([c - a, 0.0, 0.0, 2.0 * a]), math.sqrt(2.0) * b
+    return orthant.pl_coefficients(kind, params), None
+
+
+def _closed_forms(ka, pa, kb, pb, flat, bound, out):
+    """Fill ``out`` (rows: value and, with 6 rows, ``d/d(var1, var2, cov, mean1,
+    mean2)``) from a closed form where the pair has one; returns the indices left for the
+    quadrature (None: all of them)."""
+    v1, v2, c, m1, m2 = flat
+    grad = out.shape[0] > 1
+    # piecewise-linear and step activations, and Erf through the probit form
+    (pl_a, sa), (pl_b, sb) = _probit_side(ka, pa), _probit_side(kb, pb)
+    if pl_a is not None and pl_b is not None:
+        if ka == gm.ABRELU and kb == gm.ABRELU:
+            args = (pa[0], pa[1] - pa[0], pb[0], pb[1] - pb[0])
+            kernel = orthant.abrelu_pairs
+        else:
+            args = (pl_a, pl_b)
+            kernel = orthant.pl_pairs
+        steps = not (pl_a[1] or pl_a[2] or pl_b[1] or pl_b[2])
+
+        def run(f, o):
+            kernel(*args, *f, grad, o)
+            if steps:  # the value as mean x mean + covariance (no cancellation)
+                orthant.step_values(pl_a[0], pl_a[3], pl_b[0], pl_b[3], *f, o[0])
+
+        if sa is None and sb is None:
+            ok = (v1 > 0) & (v2 > 0) & (np.abs(c) <= orthant.RHO_MAX * bound)
+            return _masked(run, ok, flat, out)
+        # probit sides: (var, mean) -> (2 b^2 var + 1, sqrt(2) b mean), cov scaled
+        fa, fb = (1.0 if sa is None else sa), (1.0 if sb is None else sb)
+        tv1 = v1 if sa is None else fa * fa * v1 + 1.0
+        tv2 = v2 if sb is None else fb * fb * v2 + 1.0
+        tflat = [tv1, tv2, fa * fb * c, fa * m1, fb * m2]
+        ok = (tv1 > 0) & (tv2 > 0) & (np.abs(tflat[2]) <= orthant.RHO_MAX
+                                      * np.sqrt(tv1) * np.sqrt(tv2))
+        rest = _masked(run, ok, tflat, out)
+        if grad:
+            out[1] *= fa * fa
+            out[2] *= fb * fb
+            out[3] *= fa * fb
+            out[4] *= fa
+            out[5] *= fb
+        return rest
+    # exponential-type pairs through the moment generating function
+    c1, c2 = charfun.coefficients(ka, pa), charfun.coefficients(kb, pb)
+    if c1 is not None and c2 is not None:
+        out[:] = charfun.evaluate(c1, c2, flat, grad)
+        return np.empty(0, dtype=np.int64)
+    # polynomial x exponential-quadratic pairs: tilt + Gaussian moments
+    qa, qb = gi.qe_form(ka, pa), gi.qe_form(kb, pb)
+    if qa is not None and qb is not None:
+        ta, tb = gi.derivative_table(*qa), gi.derivative_table(*qb)
+        gi.qe_pairs(ta, qa[1], qa[2], tb, qb[1], qb[2], *flat, out)
+        return np.empty(0, dtype=np.int64)
+    # Exp / Gaussian against any family with a closed one-dimensional mean
+    ea, eb = gi.tilt_form(ka, pa), gi.tilt_form(kb, pb)
+    if ea is not None and kb != gm.GENERIC:
+        return _masked(lambda f, o: gi.tilt_pairs(*ea, kb, pb, *f, o), v2 > 0, flat, out)
+    if eb is not None and ka != gm.GENERIC:
+        def swapped(f, o):
+            gi.tilt_pairs(*eb, ka, pa, f[1], f[0], f[2], f[4], f[3], o)
+            if grad:
+                o[[1, 2, 4, 5]] = o[[2, 1, 5, 4]]
+        return _masked(swapped, v1 > 0, flat, out)
+    return None
 
 
 def _shape(a, shape):

@@ -12,6 +12,7 @@ from . import (
     arccos,
     duals,
     fastmath,
+    gaussian_integrals,
     gaussian_means,
     gelu_norm,
     hermite,
@@ -19,7 +20,8 @@ from . import (
     pointwise,
 )
 
-SCRIPTS = (fastmath, gelu_norm, arccos, pointwise, duals, hermite, partials, gaussian_means)
+SCRIPTS = (fastmath, gelu_norm, arccos, pointwise, duals, hermite, partials, gaussian_means,
+           gaussian_integrals)
 
 
 def main() -> None:

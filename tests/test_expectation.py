@@ -65,10 +65,17 @@ def _mp_inner(name, mu, t):
     if name == "sin":
         b, c = mp.mpf("1.3"), mp.mpf("0.4")
         return mp.exp(-b * b * t * t / 2) * mp.sin(b * mu + c)
+    if name == "gauss":
+        return mp.exp(-mu * mu / (2 * (1 + t * t))) / mp.sqrt(1 + t * t)
+    if name == "poly":
+        return mp.mpf("0.1") + mu + mp.mpf("0.3") * (mu * mu + t * t)
+    if name == "exp":
+        return mp.exp(mu / 2 + t * t / 8)
     raise KeyError(name)
 
 
-_INNER_KINKS = {"relu": [0], "sign": [0], "erf": [], "sin": []}
+_INNER_KINKS = {"relu": [0], "sign": [0], "erf": [], "sin": [], "gauss": [], "poly": [],
+                "exp": []}
 
 
 @functools.cache
@@ -116,6 +123,11 @@ MP_PAIRS = [
     ("gelu", "relu", "3sd"), ("sin", "sign", "var1=0"), ("exp", "erf", "negative"),
     ("poly", "relu", "near1"), ("rm2", "relu", "rho=-1"), ("gauss", "sin", "var2=0"),
     ("tanh", "relu", "generic"), ("tanh", "sign", "1-1e-12"), ("tanh", "erf", "rho=1"),
+    # probit (Erf as a step of an auxiliary Gaussian), tilt and Gaussian-moment routes
+    ("erf", "erf", "3sd"), ("erf", "erf", "1-1e-12"), ("erf", "relu", "negative"),
+    ("sign", "erf", "rho=-1"), ("gauss", "erf", "generic"), ("rm2", "gauss", "3sd"),
+    ("gelu", "exp", "near1"), ("relu", "gauss", "rho=1"), ("poly", "sin", "negative"),
+    ("gauss", "poly", "1-1e-12"), ("gauss", "gauss", "3sd"), ("poly", "exp", "var1=0"),
 ]
 
 
@@ -184,8 +196,9 @@ def _fd(phi, psi, x, k, h=1e-5):
     return (be(phi, psi, *xp) - be(phi, psi, *xm)) / (2 * h)
 
 
-@pytest.mark.parametrize("outer", ["relu", "sign", "erf", "gelu", "exp", "rm2", "tanh"])
-@pytest.mark.parametrize("inner", ["relu", "sign", "sin", "tanh"])
+@pytest.mark.parametrize("outer", ["relu", "sign", "erf", "gelu", "exp", "rm2", "tanh",
+                                   "gauss", "poly"])
+@pytest.mark.parametrize("inner", ["relu", "sign", "sin", "tanh", "erf"])
 def test_gradients_against_finite_differences(outer, inner):
     x = (1.0, 2.0, 0.5, 0.3, -0.2)
     _, grads = be(ACTS[outer], ACTS[inner], *x, grad=True)
