@@ -81,3 +81,22 @@ def test_random_feature_ridge_is_exact_for_a_representable_target():
         return np.maximum(z @ w.T + b, 0.0) @ c
 
     assert repopulation.rf_test_risk(w, b, x, f(x), xt, f(xt)) < 1e-8
+
+
+def test_langevin_quick_passes_and_detects_a_wrong_temperature(tmp_path, monkeypatch):
+    """The quick ``langevin`` experiment passes; the same dynamics run at twice the
+    temperature the checks assume fail the Gibbs-conditional variance check."""
+    from validation import langevin
+
+    payload, rows = langevin.experiment(tmp_path, m=256, seeds=(0,))
+    assert (tmp_path / "langevin.json").exists()
+    assert all(r.passed for r in rows), rows
+    orig = langevin.particle_flow
+
+    def hot(*args, temperature, **kw):
+        return orig(*args, temperature=2 * temperature, **kw)
+
+    monkeypatch.setattr(langevin, "particle_flow", hot)
+    _, rows = langevin.experiment(tmp_path, m=256, seeds=(0,))
+    bad = {r.name: r for r in rows}
+    assert not bad["langevin/gibbs_u_var"].passed

@@ -33,7 +33,8 @@ EXPERIMENTS: dict[str, Experiment] = {}
 EXPERIMENT_MODULES = ("validation.duals_check", "validation.generic_check", "validation.digits",
                       "validation.mc_convergence", "validation.jacot_fig1",
                       "validation.jacot_fig2", "validation.linearized", "validation.mf_sgd",
-                      "validation.lazy_active", "validation.repopulation")
+                      "validation.lazy_active", "validation.repopulation",
+                      "validation.langevin")
 
 
 def register(name: str) -> Callable[[Experiment], Experiment]:

@@ -6,8 +6,10 @@ from :func:`analytic_ntk.bivariate_expectation` (:mod:`.population`) with a Mont
 check; the two-class isotropic-Gaussians risk of Mei, Montanari & Nguyen
 (:func:`two_class_risk`); particle dynamics in numpy (:mod:`.dynamics`: population
 gradient flow, Langevin, two-timescale flow, online SGD, full-batch GD); a fused numba
-drift for bias-free ReLU networks (:func:`relu_drift`).  Not built yet (issue 6): numba
-integrators for the general case and two of the five validation experiments.
+drift for bias-free ReLU networks (:func:`relu_drift`); the free energy of mean-field
+Langevin dynamics and the first variation of the risk (:mod:`.free_energy`).  Not built
+yet (issue 6): numba integrators for the general case, and the rotationally reduced PDE
+reference of the Mei-Montanari-Nguyen classification experiment.
 """
 
 from .drift import relu_drift
@@ -18,8 +20,10 @@ from .dynamics import (
     sgd,
     two_timescale_flow,
 )
+from .free_energy import FreeEnergy, first_variation, free_energy, knn_entropy
 from .population import Teacher, monte_carlo_risk, population_risk, two_class_risk
 
-__all__ = ["Teacher", "Trajectory", "monte_carlo_risk", "optimal_output_layer",
+__all__ = ["FreeEnergy", "Teacher", "Trajectory", "first_variation", "free_energy",
+           "knn_entropy", "monte_carlo_risk", "optimal_output_layer",
            "particle_flow", "population_risk", "relu_drift", "sgd", "two_class_risk",
            "two_timescale_flow"]
