@@ -715,23 +715,34 @@ def _closed_forms(ka, pa, kb, pb, flat, bound, out):
     if c1 is not None and c2 is not None:
         out[:] = charfun.evaluate(c1, c2, flat, grad)
         return np.empty(0, dtype=np.int64)
-    # polynomial x exponential-quadratic pairs: tilt + Gaussian moments
-    qa, qb = gi.qe_form(ka, pa), gi.qe_form(kb, pb)
-    if qa is not None and qb is not None:
-        ta, tb = gi.derivative_table(*qa), gi.derivative_table(*qb)
-        gi.qe_pairs(ta, qa[1], qa[2], tb, qb[1], qb[2], *flat, out)
-        return np.empty(0, dtype=np.int64)
-    # Exp / Gaussian against any family with a closed one-dimensional mean
+    # Exp / Gaussian against any family with a closed one-dimensional mean (real
+    # arithmetic), where the other variance is positive
     ea, eb = gi.tilt_form(ka, pa), gi.tilt_form(kb, pb)
+    qa, qb = gi.qe_form(ka, pa), gi.qe_form(kb, pb)
+    rest = None
     if ea is not None and kb != gm.GENERIC:
-        return _masked(lambda f, o: gi.tilt_pairs(*ea, kb, pb, *f, o), v2 > 0, flat, out)
-    if eb is not None and ka != gm.GENERIC:
+        rest = _masked(lambda f, o: gi.tilt_pairs(*ea, kb, pb, *f, o), v2 > 0, flat, out)
+    elif eb is not None and ka != gm.GENERIC:
         def swapped(f, o):
             gi.tilt_pairs(*eb, ka, pa, f[1], f[0], f[2], f[4], f[3], o)
             if grad:
                 o[[1, 2, 4, 5]] = o[[2, 1, 5, 4]]
-        return _masked(swapped, v1 > 0, flat, out)
-    return None
+        rest = _masked(swapped, v1 > 0, flat, out)
+    # polynomial x exponential-quadratic pairs: tilt + Gaussian moments (any covariance)
+    if qa is not None and qb is not None and (rest is None or rest.size):
+        ta, tb = gi.derivative_table(*qa), gi.derivative_table(*qb)
+
+        def moments(f, o):
+            gi.qe_pairs(ta, qa[1], qa[2], tb, qb[1], qb[2], *f, o)
+
+        if rest is None:
+            moments(flat, out)
+        else:
+            o = np.empty((out.shape[0], rest.size))
+            moments([x[rest] for x in flat], o)
+            out[:, rest] = o
+        return np.empty(0, dtype=np.int64)
+    return rest
 
 
 def _shape(a, shape):

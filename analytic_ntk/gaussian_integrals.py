@@ -59,6 +59,7 @@ from ._generated.gaussian_tilt import tilt
 __all__ = ["qe_form", "qe_pairs", "tilt_form", "tilt_pairs"]
 
 _JIT = {"cache": True, "error_model": "numpy"}
+_CHUNK = 256  # entries per parallel task (scratch arrays allocated once per task)
 
 
 # ------------------------------------------------------------ the family
@@ -170,19 +171,23 @@ def qe_pairs(pa, b1, k1, pb, b2, k2, v1, v2, cov, m1, m2, out):
     pbc = np.conj(pb)
     k2c = np.conj(k2)
     nrow = out.shape[0]
-    for i in prange(v1.size):
+    n = v1.size
+    nchunk = (n + _CHUNK - 1) // _CHUNK
+    for ch in prange(nchunk):
         mom = np.empty((pa.shape[1], pb.shape[1]), dtype=np.complex128)
         r1 = np.empty(nrow, dtype=np.complex128)
         r2 = np.empty(nrow, dtype=np.complex128)
-        s1 = math.sqrt(v1[i])
-        s2 = math.sqrt(v2[i])
-        rho = cov[i] / (s1 * s2) if s1 * s2 > 0.0 else 0.0
-        det_c = v1[i] * v2[i] * (1.0 - rho) * (1.0 + rho)
-        _qe_term(pa, b1, k1, pb, b2, k2, v1[i], v2[i], cov[i], det_c, m1[i], m2[i], mom, r1)
-        _qe_term(pa, b1, k1, pbc, b2, k2c, v1[i], v2[i], cov[i], det_c, m1[i], m2[i], mom,
-                 r2)
-        for r in range(nrow):
-            out[r, i] = 0.5 * (r1[r] + r2[r]).real
+        for i in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
+            s1 = math.sqrt(v1[i])
+            s2 = math.sqrt(v2[i])
+            rho = cov[i] / (s1 * s2) if s1 * s2 > 0.0 else 0.0
+            det_c = v1[i] * v2[i] * (1.0 - rho) * (1.0 + rho)
+            _qe_term(pa, b1, k1, pb, b2, k2, v1[i], v2[i], cov[i], det_c, m1[i], m2[i], mom,
+                     r1)
+            _qe_term(pa, b1, k1, pbc, b2, k2c, v1[i], v2[i], cov[i], det_c, m1[i], m2[i],
+                     mom, r2)
+            for r in range(nrow):
+                out[r, i] = 0.5 * (r1[r] + r2[r]).real
 
 
 @numba.njit(**_JIT, parallel=True)
@@ -191,24 +196,32 @@ def tilt_pairs(a, beta, k, kind, p, v1, v2, cov, m1, m2, out):
     ``psi`` of the closed family ``kind`` with parameters ``p``
     (:func:`analytic_ntk.gaussian_means.inner`); requires ``var2 > 0``."""
     nrow = out.shape[0]
-    for i in prange(v1.size):
+    n = v1.size
+    nchunk = (n + _CHUNK - 1) // _CHUNK
+    for ch in prange(nchunk):
         g = np.empty(3)
-        s1 = math.sqrt(v1[i])
-        s2 = math.sqrt(v2[i])
-        rho = cov[i] / (s1 * s2) if s1 * s2 > 0.0 else 0.0
-        det_c = v1[i] * v2[i] * (1.0 - rho) * (1.0 + rho)
-        log_z, mu1, mu2, c11, c22, c12 = tilt(beta, 0.0, k, 0.0, v1[i], v2[i], cov[i],
-                                               det_c, m1[i], m2[i])
-        az = a * math.exp(log_z)
-        gm.inner(kind, p, mu2, math.sqrt(c22), g)
-        out[0, i] = az * g[0]
-        if nrow > 1:
-            e_u = mu1 * g[0] + c12 * g[1]  # E'[u psi]
-            e_uu = (mu1 * mu1 + c11) * g[0] + 2.0 * mu1 * c12 * g[1] + c12 * c12 * g[2]
-            e_ud = mu1 * g[1] + c12 * g[2]  # E'[u psi']
-            out[1, i] = 0.5 * az * ((k * k + 2.0 * beta) * g[0] + 4.0 * beta * k * e_u
-                                    + 4.0 * beta * beta * e_uu)
-            out[2, i] = 0.5 * az * g[2]
-            out[3, i] = az * (k * g[1] + 2.0 * beta * e_ud)
-            out[4, i] = az * (k * g[0] + 2.0 * beta * e_u)
-            out[5, i] = az * g[1]
+        for i in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
+            _tilt_entry(a, beta, k, kind, p, v1[i], v2[i], cov[i], m1[i], m2[i], g, out, i,
+                        nrow)
+
+
+@numba.njit(**_JIT)
+def _tilt_entry(a, beta, k, kind, p, v1, v2, cov, m1, m2, g, out, i, nrow):
+    s1 = math.sqrt(v1)
+    s2 = math.sqrt(v2)
+    rho = cov / (s1 * s2) if s1 * s2 > 0.0 else 0.0
+    det_c = v1 * v2 * (1.0 - rho) * (1.0 + rho)
+    log_z, mu1, mu2, c11, c22, c12 = tilt(beta, 0.0, k, 0.0, v1, v2, cov, det_c, m1, m2)
+    az = a * math.exp(log_z)
+    gm.inner(kind, p, mu2, math.sqrt(c22), g)
+    out[0, i] = az * g[0]
+    if nrow > 1:
+        e_u = mu1 * g[0] + c12 * g[1]  # E'[u psi]
+        e_uu = (mu1 * mu1 + c11) * g[0] + 2.0 * mu1 * c12 * g[1] + c12 * c12 * g[2]
+        e_ud = mu1 * g[1] + c12 * g[2]  # E'[u psi']
+        out[1, i] = 0.5 * az * ((k * k + 2.0 * beta) * g[0] + 4.0 * beta * k * e_u
+                                + 4.0 * beta * beta * e_uu)
+        out[2, i] = 0.5 * az * g[2]
+        out[3, i] = az * (k * g[1] + 2.0 * beta * e_ud)
+        out[4, i] = az * (k * g[0] + 2.0 * beta * e_u)
+        out[5, i] = az * g[1]

@@ -34,7 +34,7 @@ EXPERIMENT_MODULES = ("validation.duals_check", "validation.generic_check", "val
                       "validation.mc_convergence", "validation.jacot_fig1",
                       "validation.jacot_fig2", "validation.linearized", "validation.mf_sgd",
                       "validation.lazy_active", "validation.repopulation",
-                      "validation.langevin")
+                      "validation.langevin", "validation.mmn")
 
 
 def register(name: str) -> Callable[[Experiment], Experiment]:

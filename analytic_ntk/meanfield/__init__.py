@@ -7,9 +7,9 @@ check; the two-class isotropic-Gaussians risk of Mei, Montanari & Nguyen
 (:func:`two_class_risk`); particle dynamics in numpy (:mod:`.dynamics`: population
 gradient flow, Langevin, two-timescale flow, online SGD, full-batch GD); a fused numba
 drift for bias-free ReLU networks (:func:`relu_drift`); the free energy of mean-field
-Langevin dynamics and the first variation of the risk (:mod:`.free_energy`).  Not built
-yet (issue 6): numba integrators for the general case, and the rotationally reduced PDE
-reference of the Mei-Montanari-Nguyen classification experiment.
+Langevin dynamics and the first variation of the risk (:mod:`.free_energy`); the
+rotationally reduced mean-field limit of the two-class model (:mod:`.reduced`).  Not
+built yet (issue 6): numba particle integrators for the general case.
 """
 
 from .drift import relu_drift
@@ -21,9 +21,11 @@ from .dynamics import (
     two_timescale_flow,
 )
 from .free_energy import FreeEnergy, first_variation, free_energy, knn_entropy
-from .population import Teacher, monte_carlo_risk, population_risk, two_class_risk
+from .population import Teacher, TwoClass, monte_carlo_risk, population_risk, two_class_risk
+from .reduced import two_class_reduced_flow
 
 __all__ = ["FreeEnergy", "Teacher", "Trajectory", "first_variation", "free_energy",
-           "knn_entropy", "monte_carlo_risk", "optimal_output_layer",
+           "knn_entropy", "monte_carlo_risk", "optimal_output_layer", "TwoClass",
+           "two_class_reduced_flow",
            "particle_flow", "population_risk", "relu_drift", "sgd", "two_class_risk",
            "two_timescale_flow"]

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..layers import Activation, Relu
 from .drift import relu_drift
-from .population import Teacher, _student, population_risk
+from .population import Teacher, TwoClass, _student, population_risk, two_class_risk
 
 __all__ = ["Trajectory", "optimal_output_layer", "particle_flow", "sgd",
            "two_timescale_flow"]
@@ -125,9 +125,15 @@ def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: floa
     ``train_biases=False`` keeps ``b`` fixed (a bias-free first layer when ``b = 0``, as
     in the seed experiments); for a ReLU student and teacher without biases the drift is
     then the fused kernel :func:`~analytic_ntk.meanfield.relu_drift`.
+    ``teacher`` may also be a :class:`~analytic_ntk.meanfield.TwoClass` data model (the
+    risk and drift of :func:`~analytic_ntk.meanfield.two_class_risk`).
     """
-    u, w, b = (np.array(a, dtype=np.float64) for a in _student(activation, u, w, b, teacher))
-    fast = (not train_biases and isinstance(activation, Relu)
+    two_class = isinstance(teacher, TwoClass)
+    if not (two_class or isinstance(teacher, Teacher)):
+        raise ValueError(f"teacher must be a Teacher or a TwoClass, got {teacher!r}")
+    u, w, b = (np.array(a, dtype=np.float64)
+               for a in _student(activation, u, w, b, None if two_class else teacher))
+    fast = (not two_class and not train_biases and isinstance(activation, Relu)
             and isinstance(teacher.activation, Relu) and not np.any(b)
             and not np.any(teacher.biases))
     dt = _check_positive("dt", dt)
@@ -149,6 +155,9 @@ def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: floa
             r, du, dw = relu_drift(u, w, teacher.weights, teacher.coef, alpha,
                                    noise_std=teacher.noise_std)
             db = np.zeros_like(b)
+        elif two_class:
+            r, (du, dw, db) = two_class_risk(activation, u, w, b, teacher.delta, alpha,
+                                             grad=True)
         else:
             r, (du, dw, db) = population_risk(activation, u, w, b, teacher, alpha, grad=True)
         if not train_biases:

@@ -29,7 +29,7 @@ import numpy as np
 from ..expectation import bivariate_expectation
 from ..layers import Activation
 
-__all__ = ["Teacher", "monte_carlo_risk", "population_risk", "two_class_risk"]
+__all__ = ["Teacher", "TwoClass", "monte_carlo_risk", "population_risk", "two_class_risk"]
 
 
 def _matrix(name, a, ndim):
@@ -194,6 +194,21 @@ def monte_carlo_risk(activation, u, w, b, teacher: Teacher, alpha: float = 1.0, 
     mean = s1 / n_samples
     var = max(s2 / n_samples - mean * mean, 0.0) * n_samples / (n_samples - 1)
     return mean, math.sqrt(var / n_samples)
+
+
+@dataclass(frozen=True)
+class TwoClass:
+    """The isotropic-Gaussians classification data of :func:`two_class_risk` (classes of
+    scales ``1 +- delta``), as the data model of
+    :func:`~analytic_ntk.meanfield.particle_flow`."""
+
+    delta: float
+
+    def __post_init__(self):
+        d = float(self.delta)
+        if not (math.isfinite(d) and 0.0 <= d < 1.0):
+            raise ValueError(f"delta must lie in [0, 1), got {self.delta!r}")
+        object.__setattr__(self, "delta", d)
 
 
 def _scaled_pair_kernel(act, w, b, scale, grad):
