@@ -16,12 +16,13 @@ from . import (
     gaussian_means,
     gelu_norm,
     hermite,
+    mmn_reduced,
     partials,
     pointwise,
 )
 
 SCRIPTS = (fastmath, gelu_norm, arccos, pointwise, duals, hermite, partials, gaussian_means,
-           gaussian_integrals)
+           gaussian_integrals, mmn_reduced)
 
 
 def main() -> None:

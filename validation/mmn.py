@@ -141,7 +141,11 @@ def plot(payload, path):
     gaps = [payload["gaps"][str(m)] for m in ms]
     ax[1].loglog(ms, gaps, "o-", label=f"max_t gap, slope {payload['slope']:.2f}")
     ax[1].loglog(ms, gaps[0] * (np.array(ms) / ms[0]) ** -0.5, "k:", label="m^-1/2")
+    ax[1].minorticks_off()
+    ax[1].set_xticks(ms)
+    ax[1].set_xticklabels([str(m) for m in ms])
     ax[1].set_xlabel("m")
+    ax[1].set_ylabel("mean over seeds of max_t |R_m(t) - R_inf(t)|")
     ax[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
