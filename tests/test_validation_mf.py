@@ -97,6 +97,6 @@ def test_langevin_quick_passes_and_detects_a_wrong_temperature(tmp_path, monkeyp
         return orig(*args, temperature=2 * temperature, **kw)
 
     monkeypatch.setattr(langevin, "particle_flow", hot)
-    _, rows = langevin.experiment(tmp_path, m=256, seeds=(0,))
+    _, rows = langevin.experiment(tmp_path, m=128, seeds=(0,))
     bad = {r.name: r for r in rows}
     assert not bad["langevin/gibbs_u_var"].passed
