@@ -11,8 +11,8 @@ or split Gauss-Legendre quadrature) with :func:`analytic_ntk._reference.generic_
 (mpmath Gauss-Legendre on pieces split at the kinks, 20 digits; independent of the
 library's numerics).
 
-``--quick`` checks tanh, SiLU (smooth) and ELU (kinked) on 6 covariances (about
-25 s, most of it the 20-digit reference quadrature); ``--full`` all eight on 17.
+``--quick`` checks tanh (smooth) and ELU (kinked) on 6 covariances (about
+20 s, most of it the 20-digit reference quadrature); ``--full`` all eight on 17.
 
 Error: ``|ours - ref| / max(|ref|, 1e-12 sqrt(E[h(u)^2] E[h(v)^2]))`` (``h = phi`` for ``F``,
 ``phi'`` for ``G``).  Tolerances (issue 3): 1e-10 for smooth activations, 1e-8 for kinked
@@ -48,7 +48,7 @@ ACTIVATIONS = (
 FLOOR = 1e-12
 DPS = 20  # reference digits (--full); --quick uses QUICK_DPS
 QUICK_DPS = 20
-QUICK_NAMES = ("tanh", "silu", "elu")  # --quick: a smooth and a kinked subset
+QUICK_NAMES = ("tanh", "elu")  # --quick: a smooth and a kinked activation
 
 
 def covariances(quick: bool):
