@@ -321,3 +321,21 @@ def test_near_step_against_probit_closed_form(rho, m1, m2):
     num = nt.Erf().numerical()
     got2 = be(num, num, v1, v2, c, m1, m2)
     assert abs(got2 - ref) <= 1e-8 * abs(ref) + 1e-15, (got2, ref)
+
+
+def test_correlation_one_up_to_rounding():
+    """``w w'`` against ``|w|^2 |w'|^2`` for one-dimensional weights: |correlation| = 1 up
+    to the rounding of ``c^2`` (here ``v1 v2 - c^2 = +2e-18``).  The quadrature once ran
+    out of panels resolving the resulting 1e-9-wide near-Dirac ``G''``; the gradients now
+    exist and agree with exact correlation 1 and with finite differences in the means."""
+    v1, v2, c = 0.01580808849619356, 1.7004161176994, 0.16395221398000698
+    m1, m2 = -0.5685494541476426, -0.013914668524093734
+    relu = nt.Relu()
+    val, grads = be(relu, relu, v1, v2, c, m1, m2, grad=True)
+    exact = be(relu, relu, v1, v2, math.sqrt(v1 * v2), m1, m2)
+    assert val == pytest.approx(exact, rel=1e-12)
+    h = 1e-6
+    fd1 = (be(relu, relu, v1, v2, c, m1 + h, m2) - be(relu, relu, v1, v2, c, m1 - h, m2)) / (2 * h)
+    fd2 = (be(relu, relu, v1, v2, c, m1, m2 + h) - be(relu, relu, v1, v2, c, m1, m2 - h)) / (2 * h)
+    assert grads[3] == pytest.approx(fd1, rel=1e-6)
+    assert grads[4] == pytest.approx(fd2, rel=1e-6)

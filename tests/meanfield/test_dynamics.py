@@ -150,6 +150,9 @@ def test_bias_free_relu_uses_the_fused_drift():
                          record_every=5)
     slow = particle_flow(nt.ABRelu(0.0, 1.0), u, w, b, t, dt=0.1, steps=5, train_biases=False,
                          record_every=5)
-    np.testing.assert_allclose(fast.w, slow.w, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(fast.risk, slow.risk, rtol=1e-12)
+    # the general path takes the diagonal pairs (correlation 1) through the quadrature:
+    # its dR/dw differs from the fused closed form by ~1.5e-10 relative at step 0, which
+    # accumulates to ~1e-9 in w over the 5 steps (and ~3e-12 in the risk)
+    np.testing.assert_allclose(fast.w, slow.w, rtol=3e-9, atol=1e-12)
+    np.testing.assert_allclose(fast.risk, slow.risk, rtol=1e-11)
     assert not np.any(fast.b) and not np.any(slow.b)
