@@ -30,7 +30,7 @@ Checks
     * ``flow_monotone``: the population flow's risk never increases (largest increase,
       tolerance 0).
 Sizes
-    ``--quick``: ``m`` in 16, 32, 64, 3 seeds, ``T = 2`` (about 20 s);
+    ``--quick``: ``m`` in 16, 32, 64, 2 seeds, ``T = 2`` (about 15 s);
     ``--full``: ``m`` in 16 .. 512, 6 seeds, ``T = 4``.
 
 References: Mei, Montanari & Nguyen 2018, "A mean field view of the landscape of
@@ -60,7 +60,7 @@ GAP_FRACTION = 0.15
 BATCH = 32  # fresh samples per SGD step
 
 CONFIGS = {
-    True: {"widths": (16, 32, 64), "n_seeds": 3, "t_end": 2.0, "n_record": 8},
+    True: {"widths": (16, 32, 64), "n_seeds": 2, "t_end": 2.0, "n_record": 8},
     False: {"widths": (16, 32, 64, 128, 256, 512), "n_seeds": 6, "t_end": 4.0,
             "n_record": 16},
 }

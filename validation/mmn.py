@@ -22,7 +22,8 @@ band ``[-1, -0.3]``); at the largest ``m`` that gap relative to the risk drop ``
 R(T)`` of the reference (tolerance 10 %); the reference's grid error relative to the
 smallest gap (tolerance 5 %).
 
-Sizes: ``--quick`` ``m`` = 16, 64, 256, one seed, ``T = 4``, coarser reference grids
+Sizes: ``--quick`` ``m`` = 16, 64, 256, one seed, ``T = 4``, ``dt = 0.1`` (particles and
+reference alike), coarser reference grids
 (about 15 s); ``--full`` ``m`` = 32 .. 512, 3 seeds, ``T = 10``.
 """
 
@@ -52,42 +53,43 @@ GRID_TOL = 0.05
 
 CONFIGS = {
     True: {"widths": (16, 64, 256), "n_seeds": 1, "grid": (48, 4), "fine": (64, 6),
-           "t_end": 4.0},
+           "t_end": 4.0, "dt": 0.1, "record": 5},
     False: {"widths": (32, 64, 128, 256, 512), "n_seeds": 3, "grid": (96, 6),
             "fine": (192, 8)},
 }
 
 
-def reference(grid, steps):
+def reference(grid, steps, dt=DT, record=RECORD):
     n_u, n_r = grid
-    t, r, _ = two_class_reduced_flow(ACT, DELTA, D, dt=DT, steps=steps, n_u=n_u, n_r=n_r,
-                                     n_angle=12, record_every=RECORD)
+    t, r, _ = two_class_reduced_flow(ACT, DELTA, D, dt=dt, steps=steps, n_u=n_u, n_r=n_r,
+                                     n_angle=12, record_every=record)
     return t, r
 
 
-def particles(m, seed, steps):
+def particles(m, seed, steps, dt=DT, record=RECORD):
     rng = np.random.default_rng([seed, m])
     u = rng.standard_normal(m)
     w = rng.standard_normal((m, D)) / math.sqrt(D)
-    tr = particle_flow(ACT, u, w, np.zeros(m), TwoClass(DELTA), 1.0, dt=DT, steps=steps,
-                       method="heun", record_every=RECORD, train_biases=False)
+    tr = particle_flow(ACT, u, w, np.zeros(m), TwoClass(DELTA), 1.0, dt=dt, steps=steps,
+                       method="heun", record_every=record, train_biases=False)
     return tr.risk
 
 
-def experiment(out, *, widths, n_seeds, grid, fine, t_end=T_END, quick=True):
+def experiment(out, *, widths, n_seeds, grid, fine, t_end=T_END, dt=DT, record=RECORD,
+               quick=True):
     t0 = time.perf_counter()
-    steps = int(round(t_end / DT))
-    times, ref = reference(grid, steps)
-    _, ref_fine = reference(fine, steps)
+    steps = int(round(t_end / dt))
+    times, ref = reference(grid, steps, dt, record)
+    _, ref_fine = reference(fine, steps, dt, record)
     grid_err = float(np.max(np.abs(ref - ref_fine)))
-    curves = {m: [particles(m, s, steps) for s in range(n_seeds)] for m in widths}
+    curves = {m: [particles(m, s, steps, dt, record) for s in range(n_seeds)] for m in widths}
     gaps = {m: float(np.mean([np.max(np.abs(c - ref_fine)) for c in curves[m]]))
             for m in widths}
     slope = float(np.polyfit(np.log(widths), np.log([gaps[m] for m in widths]), 1)[0])
     drop = float(ref_fine[0] - ref_fine[-1])
     rel_gap = gaps[widths[-1]] / drop
     rel_grid = grid_err / min(gaps.values())
-    print(f"mmn: d = {D}, delta = {DELTA}, sigma = exp(-t^2/2), T = {t_end}, dt = {DT}; "
+    print(f"mmn: d = {D}, delta = {DELTA}, sigma = exp(-t^2/2), T = {t_end}, dt = {dt}; "
           f"reference R(0) = {ref_fine[0]:.5f} -> R(T) = {ref_fine[-1]:.5f} (grid {fine}; "
           f"grid {grid} differs by {grid_err:.1e})")
     print(f"{'m':>6s} {'mean_seeds max_t |R_m - R_inf|':>32s} {'R_m(T) (seed 0)':>16s}")
@@ -96,7 +98,7 @@ def experiment(out, *, widths, n_seeds, grid, fine, t_end=T_END, quick=True):
     print(f"fitted slope {slope:.2f} (band {SLOPE_BAND}); gap at m = {widths[-1]}: "
           f"{rel_gap:.1%} of the drop (tolerance {GAP_TOL:.0%}); grid error / smallest gap "
           f"{rel_grid:.2%} (tolerance {GRID_TOL:.0%})")
-    payload = {"experiment": "mmn", "quick": quick, "d": D, "delta": DELTA, "dt": DT,
+    payload = {"experiment": "mmn", "quick": quick, "d": D, "delta": DELTA, "dt": dt,
                "t_end": t_end, "widths": list(widths), "n_seeds": n_seeds,
                "times": times.tolist(), "reference": ref_fine.tolist(),
                "reference_coarse": ref.tolist(), "grid": list(grid), "fine": list(fine),
