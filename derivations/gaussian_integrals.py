@@ -33,7 +33,8 @@ from pathlib import Path
 import mpmath as mp
 import numpy as np
 import sympy as sp
-from sympy.printing.pycode import PythonCodePrinter
+
+from ._codegen import numba_function
 
 OUTPUT = Path(__file__).resolve().parent.parent / "analytic_ntk" / "_generated" / "gaussian_tilt.py"
 
@@ -85,19 +86,6 @@ def verify_symbolic(derived):
     return res
 
 
-def _function(name, args, exprs, doc):
-    repl, red = sp.cse(list(exprs), symbols=sp.numbered_symbols("t"), optimizations="basic")
-    printer = PythonCodePrinter()
-    lines = ["", "", '@numba.njit(cache=True, error_model="numpy")',
-             f"def {name}({', '.join(args)}):", f'    """{doc}"""']
-    for sym, val in repl:
-        lines.append(f"    {sym} = {printer.doprint(val)}")
-    for nm, e in zip(OUT_NAMES, red):
-        lines.append(f"    {nm} = {printer.doprint(e)}")
-    lines.append(f"    return {', '.join(OUT_NAMES)}")
-    return "\n".join(lines)
-
-
 def source(derived) -> str:
     """The text of ``_generated/gaussian_tilt.py``."""
     return "\n".join([
@@ -110,8 +98,9 @@ def source(derived) -> str:
         "import math",
         "",
         "import numba",
-        _function("tilt", ["b1", "b2", "k1", "k2", "v1", "v2", "c", "det_c", "m1", "m2"],
-                  derived, "(log Z, m'1, m'2, C'11, C'22, C'12); det_c = v1 v2 - c^2."),
+        numba_function("tilt", ["b1", "b2", "k1", "k2", "v1", "v2", "c", "det_c", "m1", "m2"],
+                  derived, "(log Z, m'1, m'2, C'11, C'22, C'12); det_c = v1 v2 - c^2.",
+                       OUT_NAMES),
         "",
     ])
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import sympy as sp
-from sympy.printing.pycode import PythonCodePrinter
+
+from ._codegen import numba_function
 
 OUTPUT = Path(__file__).resolve().parent.parent / "analytic_ntk" / "_generated" / "mmn_reduced.py"
 
@@ -76,17 +77,6 @@ def check(derived):
                                                               / a**2 - 1))
 
 
-def _function(name, args, exprs, doc):
-    repl, red = sp.cse(list(exprs), symbols=sp.numbered_symbols("t"), optimizations="basic")
-    printer = PythonCodePrinter()
-    lines = ["", "", '@numba.njit(cache=True, error_model="numpy")',
-             f"def {name}({', '.join(args)}):", f'    """{doc}"""']
-    for sym, val in repl:
-        lines.append(f"    {sym} = {printer.doprint(val)}")
-    lines.append(f"    return {', '.join(printer.doprint(x) for x in red)}")
-    return "\n".join(lines)
-
-
 def source(derived) -> str:
     e, de, k, dk = derived
     return "\n".join([
@@ -99,9 +89,9 @@ def source(derived) -> str:
         "import math",
         "",
         "import numba",
-        _function("neuron_mean", ["a", "b", "s", "r"], (e, de),
+        numba_function("neuron_mean", ["a", "b", "s", "r"], (e, de),
                   "(E[sigma(w.x)], d/dr) for |w| = r."),
-        _function("pair_mean", ["a", "b", "s", "r1", "r2", "g"], (k, dk),
+        numba_function("pair_mean", ["a", "b", "s", "r1", "r2", "g"], (k, dk),
                   "(E[sigma(w1.x) sigma(w2.x)], d/dr1) for |w_i| = r_i, w1.w2 = r1 r2 g."),
         "",
     ])
