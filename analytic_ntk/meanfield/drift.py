@@ -17,6 +17,8 @@ import math
 import numba
 import numpy as np
 
+from .population import _matrix
+
 __all__ = ["relu_drift"]
 
 _PI = math.pi
@@ -113,15 +115,6 @@ def _pair_sums_py(g, norm_r, inv_r, norm_c, inv_c, coef, diag):
 _PARALLEL_PAIRS = 1 << 16
 _pair_sums = numba.njit(parallel=True, cache=True, fastmath=_FLAGS)(_pair_sums_py)
 _pair_sums_serial = numba.njit(cache=True, fastmath=_FLAGS)(_pair_sums_py)
-
-
-def _array(name, a, ndim):
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return a
 
 
 def _finite(name, v):
@@ -268,10 +261,10 @@ def relu_drift(u, w, teacher_w, teacher_c, alpha: float = 1.0, *, noise_std: flo
     S. Mei, A. Montanari and P.-M. Nguyen, "A mean field view of the landscape of
     two-layer neural networks", PNAS 115 (33), 2018.
     """
-    u = _array("u", u, 1)
-    w = _array("w", w, 2)
-    tw = _array("teacher_w", teacher_w, 2)
-    tc = _array("teacher_c", teacher_c, 1)
+    u = _matrix("u", u, 1)
+    w = _matrix("w", w, 2)
+    tw = _matrix("teacher_w", teacher_w, 2)
+    tc = _matrix("teacher_c", teacher_c, 1)
     m, d = w.shape
     if u.size != m:
         raise ValueError(f"u {u.shape} and w {w.shape} disagree on the number of particles")

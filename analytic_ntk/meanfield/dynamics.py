@@ -109,6 +109,32 @@ def _distance(u, w, b, u0, w0, b0):
     return float(np.mean(np.sqrt(d2)))
 
 
+class _Recorder:
+    """The :class:`Trajectory` of a run in the making: at the recorded steps (``step in
+    recorder``, a set lookup) the risk, the mean distance from the starting particles
+    and ``statistics(u, w, b)``."""
+
+    def __init__(self, steps, record_every, u, w, b, statistics=None):
+        self.steps, self._rec = _steps(steps, record_every)
+        self._at = set(self._rec)
+        self._start = (u.copy(), w.copy(), b.copy())
+        self._statistics = statistics
+        self._risks, self._dists, self._stats = [], [], []
+
+    def __contains__(self, step):
+        return step in self._at
+
+    def add(self, risk, u, w, b):
+        self._risks.append(risk)
+        self._dists.append(_distance(u, w, b, *self._start))
+        if self._statistics is not None:
+            self._stats.append(self._statistics(u, w, b))
+
+    def trajectory(self, u, w, b):
+        return Trajectory(np.asarray(self._rec), np.asarray(self._risks),
+                          np.asarray(self._dists), u, w, b, tuple(self._stats))
+
+
 def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: float = 1.0, *,
                   dt: float, steps: int, method: str = "euler", weight_decay: float = 0.0,
                   temperature: float = 0.0, record_every: int = 1, seed=None,
@@ -144,11 +170,11 @@ def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: floa
         raise ValueError(f"method must be 'euler' or 'heun', got {method!r}")
     if method == "heun" and tau > 0:
         raise ValueError("the Langevin noise uses Euler-Maruyama: method='euler'")
-    steps, rec = _steps(steps, record_every)
+    record = _Recorder(steps, record_every, u, w, b, statistics)
+    steps = record.steps
     rng = np.random.default_rng(seed)
     m = u.size
     scale = m / alpha**2
-    u0, w0, b0 = u.copy(), w.copy(), b.copy()
 
     def drift(u, w, b):
         if fast:
@@ -164,14 +190,10 @@ def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: floa
             return r, (-scale * du - lam * u, -scale * dw - lam * w, np.zeros_like(b))
         return r, (-scale * du - lam * u, -scale * dw - lam * w, -scale * db - lam * b)
 
-    risks, dists, stats = [], [], []
     for step in _progress(steps, progress, "particle flow"):
         r, (fu, fw, fb) = drift(u, w, b)
-        if step in rec:
-            risks.append(r)
-            dists.append(_distance(u, w, b, u0, w0, b0))
-            if statistics is not None:
-                stats.append(statistics(u, w, b))
+        if step in record:
+            record.add(r, u, w, b)
         if step == steps:
             break
         if method == "heun":
@@ -188,8 +210,7 @@ def particle_flow(activation: Activation, u, w, b, teacher: Teacher, alpha: floa
                 w = w + sd * rng.standard_normal(w.shape)
                 if train_biases:
                     b = b + sd * rng.standard_normal(b.shape)
-    return Trajectory(np.asarray(rec), np.asarray(risks), np.asarray(dists), u, w, b,
-                      tuple(stats))
+    return record.trajectory(u, w, b)
 
 
 def optimal_output_layer(activation, w, b, teacher: Teacher, alpha: float = 1.0,
@@ -226,26 +247,22 @@ def two_timescale_flow(activation: Activation, w, b, teacher: Teacher, alpha: fl
     alpha = _check_positive("alpha", alpha)
     w = np.array(w, dtype=np.float64)
     b = np.array(b, dtype=np.float64)
-    steps, rec = _steps(steps, record_every)
+    steps, _ = _steps(steps, record_every)
     m = w.shape[0]
     scale = m / alpha**2
     u = optimal_output_layer(activation, w, b, teacher, alpha, ridge)
-    u0, w0, b0 = u.copy(), w.copy(), b.copy()
-    risks, dists, stats = [], [], []
+    record = _Recorder(steps, record_every, u, w, b, statistics)
     for step in _progress(steps, progress, "two-timescale flow"):
-        u = optimal_output_layer(activation, w, b, teacher, alpha, ridge)
+        if step > 0:
+            u = optimal_output_layer(activation, w, b, teacher, alpha, ridge)
         r, (_, dw, db) = population_risk(activation, u, w, b, teacher, alpha, grad=True)
-        if step in rec:
-            risks.append(r)
-            dists.append(_distance(u, w, b, u0, w0, b0))
-            if statistics is not None:
-                stats.append(statistics(u, w, b))
+        if step in record:
+            record.add(r, u, w, b)
         if step == steps:
             break
         w = w - dt * scale * dw
         b = b - dt * scale * db
-    return Trajectory(np.asarray(rec), np.asarray(risks), np.asarray(dists), u, w, b,
-                      tuple(stats))
+    return record.trajectory(u, w, b)
 
 
 def _sample_gradients(activation, u, w, b, x, y, alpha):
@@ -275,7 +292,8 @@ def sgd(activation: Activation, u, w, b, teacher: Teacher, alpha: float = 1.0, *
     u, w, b = (np.array(a, dtype=np.float64) for a in _student(activation, u, w, b, teacher))
     dt = _check_positive("dt", dt)
     alpha = _check_positive("alpha", alpha)
-    steps, rec = _steps(steps, record_every)
+    record = _Recorder(steps, record_every, u, w, b)
+    steps = record.steps
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -288,13 +306,10 @@ def sgd(activation: Activation, u, w, b, teacher: Teacher, alpha: float = 1.0, *
             raise ValueError("data contains NaN or inf")
     rng = np.random.default_rng(seed)
     scale = u.size / alpha**2
-    u0, w0, b0 = u.copy(), w.copy(), b.copy()
-    risks, dists = [], []
     for step in range(steps + 1):
-        if step in rec:
-            risks.append(population_risk(activation, u, w, b, teacher, alpha)
-                         if population else math.nan)
-            dists.append(_distance(u, w, b, u0, w0, b0))
+        if step in record:
+            record.add(population_risk(activation, u, w, b, teacher, alpha)
+                       if population else math.nan, u, w, b)
         if step == steps:
             break
         if data is None:
@@ -304,4 +319,4 @@ def sgd(activation: Activation, u, w, b, teacher: Teacher, alpha: float = 1.0, *
             xb, yb = x, y
         _, du, dw, db = _sample_gradients(activation, u, w, b, xb, yb, alpha)
         u, w, b = u - dt * scale * du, w - dt * scale * dw, b - dt * scale * db
-    return Trajectory(np.asarray(rec), np.asarray(risks), np.asarray(dists), u, w, b)
+    return record.trajectory(u, w, b)
