@@ -118,6 +118,7 @@ import numpy as np
 
 from analytic_ntk import Dense, Erf, Relu, serial
 
+from .plotting import pyplot, save
 from .registry import Row, register
 
 #: activation name -> (layer, weight_std, bias_std); see the module docstring
@@ -401,12 +402,8 @@ def print_report(payload):
 def plot(payload, path):
     """Accuracy against depth (one line per activation x kind, RBF and linear as
     horizontal lines); returns False (and draws nothing) without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
     for color, (name, per_kind) in enumerate(payload["accuracy"].items()):
@@ -422,9 +419,7 @@ def plot(payload, path):
     ax.set_title(f"digits, {payload['n_train']} train / {payload['n_test']} test")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=120)
 
 
 def experiment(out, *, n_train, n_test, depths, n_fit, fit_activations, seed=SEED,

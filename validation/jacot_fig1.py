@@ -107,6 +107,7 @@ import numpy as np
 from analytic_ntk import Dense, Relu, finite, serial
 
 from .jacot_fig2 import single_thread_blas
+from .plotting import pyplot, save
 from .registry import Row, register
 
 SEED = 0
@@ -301,12 +302,8 @@ def plot(payload, path):
     """The paper's Figure 1 (curves of every trained initialisation at t = 0 solid and at
     t = T dashed, both widths, the analytic limit) and the change ``Theta_T - Theta_0``;
     returns False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     g = np.asarray(payload["gamma"])
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -332,9 +329,7 @@ def plot(payload, path):
     ax2.set_title(f"change during {payload['steps']} GD steps")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=120)
 
 
 def experiment(out, *, widths, n_inits, n_spread, steps, n_gamma, n_train=N_TRAIN,

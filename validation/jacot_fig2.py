@@ -107,6 +107,7 @@ import numpy as np
 from analytic_ntk import Dense, Relu, finite, serial
 from analytic_ntk import predict as nt_predict
 
+from .plotting import pyplot, save
 from .registry import Row, register
 
 DEPTH = 4  # Dense layers (three ReLU hidden layers)
@@ -287,12 +288,8 @@ def print_report(payload):
 
 def plot(payload, path):
     """Fig. 2 of the paper; returns False (and draws nothing) without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     g = np.asarray(payload["gamma"])
     lim = payload["limit"]
@@ -314,9 +311,7 @@ def plot(payload, path):
     ax.set_title(f"depth-{DEPTH} ReLU after {payload['steps']} GD steps (lr {LEARNING_RATE:g})")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=120)
 
 
 def _check_sizes(widths, n_inits, steps, n_grid, n_null):

@@ -47,6 +47,7 @@ from analytic_ntk import Relu
 from analytic_ntk.meanfield import Teacher, particle_flow
 from analytic_ntk.meanfield.free_energy import first_variation, free_energy
 
+from .plotting import pyplot, save
 from .registry import Row, register
 
 LAMBDA = 1.0
@@ -201,12 +202,8 @@ def experiment(out, *, m, seeds, quick=True):
 
 
 def plot(payload, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     r = payload["runs"][0]
     fe = np.array(r["free_energy"])
@@ -233,9 +230,7 @@ def plot(payload, path):
     fig.suptitle(f"mean-field Langevin, m = {payload['m']}, lambda = {payload['lambda']}, "
                  f"tau = {payload['tau']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=110)
 
 
 @register("langevin")

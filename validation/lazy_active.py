@@ -51,6 +51,7 @@ import numpy as np
 from analytic_ntk import Relu, duals, predict
 from analytic_ntk.meanfield import Teacher, sgd
 
+from .plotting import pyplot, save
 from .registry import Row, register
 
 SEED = 0
@@ -185,12 +186,8 @@ def experiment(out, *, widths, n_seeds, seed=SEED, quick=True):
 
 
 def plot(payload, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     ms = np.asarray(payload["widths"], float)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -210,9 +207,7 @@ def plot(payload, path):
         ax.set_title(labels[key], fontsize=10)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=110)
 
 
 @register("lazy_active")

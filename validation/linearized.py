@@ -116,6 +116,7 @@ from analytic_ntk import Dense, Erf, finite, serial
 from analytic_ntk import predict as nt_predict
 
 from .jacot_fig2 import single_thread_blas
+from .plotting import pyplot, save
 from .registry import Row, register
 
 N_TRAIN = 16
@@ -275,12 +276,8 @@ def print_report(payload):
 def plot(payload, path):
     """Differences against width on log-log axes with the fitted and theoretical slopes;
     returns False (and draws nothing) without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     w = np.asarray(payload["widths"], float)
     labels = {"lin": r"$\|f - f^{\rm lin}\|$ (own $\hat\Theta_0$)",
@@ -301,9 +298,7 @@ def plot(payload, path):
                  "(dotted: theoretical slopes)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=120)
 
 
 def experiment(out, *, widths, n_seeds, steps, n_null, seed=SEED, quick=True):

@@ -152,6 +152,7 @@ from analytic_ntk import (
 )
 
 from .jacot_fig2 import single_thread_blas
+from .plotting import pyplot, save
 from .registry import Row, register
 
 SEED = 0
@@ -353,12 +354,8 @@ def print_report(payload):
 def plot(payload, path):
     """Geometric-mean error against width, log-log: one panel per kernel and depth, one line per
     family, with the reference slope -1/2; returns False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     depths = sorted({int(d) for per in payload["results"].values() for d in per})
     fams = list(payload["results"])
@@ -392,9 +389,7 @@ def plot(payload, path):
                 ax.set_ylabel("relative error (geometric mean)")
     fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=7)
     fig.tight_layout(rect=(0, 0, 1 - 1.6 / (3.4 * len(depths) + 1.8), 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=110)
 
 
 def experiment(out, *, runs, families=None, n_points=N_POINTS, d=D_IN, seed=SEED,

@@ -50,6 +50,7 @@ import numpy as np
 from analytic_ntk import Relu
 from analytic_ntk.meanfield import Teacher, particle_flow, sgd
 
+from .plotting import pyplot, save
 from .registry import Row, register
 
 SEED = 0
@@ -150,12 +151,8 @@ def experiment(out, *, widths, n_seeds, t_end, n_record, seed=SEED, quick=True):
 
 
 def plot(payload, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     t = np.asarray(payload["times"])
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -180,9 +177,7 @@ def plot(payload, path):
     ax2.set_ylabel("max_t |R_sgd - R_flow|")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=110)
 
 
 @register("mf_sgd")

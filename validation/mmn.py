@@ -39,6 +39,7 @@ import numpy as np
 from analytic_ntk import Gaussian
 from analytic_ntk.meanfield import TwoClass, particle_flow, two_class_reduced_flow
 
+from .plotting import pyplot, save
 from .registry import Row, register
 
 D = 20
@@ -122,12 +123,8 @@ def experiment(out, *, widths, n_seeds, grid, fine, t_end=T_END, dt=DT, record=R
 
 
 def plot(payload, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     t = np.array(payload["times"])
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
@@ -150,9 +147,7 @@ def plot(payload, path):
     ax[1].set_ylabel("mean over seeds of max_t |R_m(t) - R_inf(t)|")
     ax[1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=110)
 
 
 @register("mmn")

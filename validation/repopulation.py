@@ -35,6 +35,7 @@ from analytic_ntk import Relu
 from analytic_ntk.meanfield import particle_flow
 
 from . import mf_sgd
+from .plotting import pyplot, save
 from .registry import Row, register
 
 SEED = 0
@@ -113,12 +114,8 @@ def experiment(out, *, m, features, n_seeds, seed=SEED, quick=True):
 
 
 def plot(payload, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     ms = payload["features"]
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -133,9 +130,7 @@ def plot(payload, path):
     ax.set_title("feature repopulation (Fang, Dong & Zhang 2019)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=110)
 
 
 @register("repopulation")
