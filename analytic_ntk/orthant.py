@@ -85,6 +85,24 @@ def _relu_mean(m, s):
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(48)
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _orthant_moments(h1, h2, rho, r):
+    """``(L, phi_n(h1), phi_n(h2), E[Z1 1], E[Z2 1], E[Z1 Z2 1], quad)`` of the module
+    docstring for standardised means ``h``, correlation ``rho``, ``r = sqrt(1 - rho^2)``;
+    ``quad`` is the exponent of the bivariate density at the origin."""
+    big_l = bvn_cdf(h1, h2, rho)
+    p1 = _pdf(h1)
+    p2 = _pdf(h2)
+    q12 = norm_sf((-h2 + rho * h1) / r)  # Q((a2 - rho a1) / r), a = -h
+    q21 = norm_sf((-h1 + rho * h2) / r)
+    ez1 = p1 * q12 + rho * p2 * q21
+    ez2 = p2 * q21 + rho * p1 * q12
+    quad = (h1 * h1 - 2.0 * rho * h1 * h2 + h2 * h2) / (r * r)
+    ez12 = (rho * big_l - rho * h1 * p1 * q12 - rho * h2 * p2 * q21
+            + r * INV_SQRT_2PI * INV_SQRT_2PI * math.exp(-0.5 * quad))
+    return big_l, p1, p2, ez1, ez2, ez12, quad
+
+
 @numba.njit(cache=True, error_model="numpy")
 def abrelu_pair(a1, c1, a2, c2, v1, v2, cov, m1, m2, grad):
     """``(E[phi(u) psi(v)], d/dvar1, d/dvar2, d/dcov, d/dmean1, d/dmean2)`` (the
@@ -96,16 +114,7 @@ def abrelu_pair(a1, c1, a2, c2, v1, v2, cov, m1, m2, grad):
     h1 = m1 / s1
     h2 = m2 / s2
     r = math.sqrt((1.0 - rho) * (1.0 + rho))
-    big_l = bvn_cdf(h1, h2, rho)
-    p1 = _pdf(h1)
-    p2 = _pdf(h2)
-    q12 = norm_sf((-h2 + rho * h1) / r)  # Q((a2 - rho a1) / r), a = -h
-    q21 = norm_sf((-h1 + rho * h2) / r)
-    ez1 = p1 * q12 + rho * p2 * q21
-    ez2 = p2 * q21 + rho * p1 * q12
-    quad = (h1 * h1 - 2.0 * rho * h1 * h2 + h2 * h2) / (r * r)
-    ez12 = (rho * big_l - rho * h1 * p1 * q12 - rho * h2 * p2 * q21
-            + r * INV_SQRT_2PI * INV_SQRT_2PI * math.exp(-0.5 * quad))
+    big_l, p1, p2, ez1, ez2, ez12, quad = _orthant_moments(h1, h2, rho, r)
     e_rr = m1 * m2 * big_l + m1 * s2 * ez2 + m2 * s1 * ez1 + s1 * s2 * ez12
     er1 = _relu_mean(m1, s1)
     er2 = _relu_mean(m2, s2)
@@ -200,16 +209,7 @@ def basis_moments(v1, v2, cov, m1, m2):
     r = math.sqrt((1.0 - rho) * (1.0 + rho))
     h1 = m1 / s1
     h2 = m2 / s2
-    big_l = bvn_cdf(h1, h2, rho)
-    p1 = _pdf(h1)
-    p2 = _pdf(h2)
-    q12 = norm_sf((-h2 + rho * h1) / r)
-    q21 = norm_sf((-h1 + rho * h2) / r)
-    ez1 = p1 * q12 + rho * p2 * q21
-    ez2 = p2 * q21 + rho * p1 * q12
-    quad = (h1 * h1 - 2.0 * rho * h1 * h2 + h2 * h2) / (r * r)
-    ez12 = (rho * big_l - rho * h1 * p1 * q12 - rho * h2 * p2 * q21
-            + r * INV_SQRT_2PI * INV_SQRT_2PI * math.exp(-0.5 * quad))
+    big_l, p1, p2, ez1, ez2, ez12, quad = _orthant_moments(h1, h2, rho, r)
     er1 = _relu_mean(m1, s1)
     er2 = _relu_mean(m2, s2)
     c1 = norm_cdf(h1)
