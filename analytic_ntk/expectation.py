@@ -694,7 +694,8 @@ def _closed_forms(ka, pa, kb, pb, flat, bound, out):
         steps = not (pl_a[1] or pl_a[2] or pl_b[1] or pl_b[2])
 
         def run(f, o):
-            kernel(*args, *f, grad, o)
+            if grad or not steps:
+                kernel(*args, *f, grad, o)
             if steps:  # the value as mean x mean + covariance (no cancellation)
                 orthant.step_values(pl_a[0], pl_a[3], pl_b[0], pl_b[3], *f, o[0])
 
